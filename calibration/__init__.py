@@ -1,0 +1,1 @@
+"""Per-user neutral baselines for the spotter, and INT8 calibration of the ONNX graphs."""

@@ -1,0 +1,1 @@
+"""Inference backends behind one protocol: ONNX Runtime (CPU default), TensorRT (NVIDIA GPUs), torch."""

@@ -1,0 +1,1 @@
+"""The live recognizer: capture, tracking, sliding windows, spotting and publishing."""
