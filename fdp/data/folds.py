@@ -1,0 +1,95 @@
+"""Leave-one-subject-out folds, with a validation split drawn from each fold's training subjects only.
+
+LOSO is the protocol every micro-expression paper reports: each subject in turn is the test set, the others train.
+Choosing the epoch or the hyper-parameters on the test subject (the published habit) leaks the test set into the
+model, so every fold here also names validation subjects, taken from its training subjects and never from its test
+subject. The split is by subject, not by clip, for the same reason: clips of one person look alike.
+
+Subjects are keyed `dataset/subject` (`casme2/sub01`, `samm/006`) so composite settings never merge two people.
+Pass the clips you will train on (after the class setting has left some out): a subject with no such clip gets no
+fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fdp.data.clips import ClipSample
+from fdp.data.sheets import natural_key
+from fdp.errors import ConfigError
+
+
+def subject_key(clip: ClipSample) -> str:
+    """'casme2/sub01': unique across datasets, so one person is one subject everywhere."""
+    return f"{clip.dataset}/{clip.subject}"
+
+
+def subjects_of(clips: Iterable[ClipSample]) -> list[str]:
+    """The distinct subject keys, in natural order (sub2 before sub10)."""
+    return sorted({subject_key(c) for c in clips}, key=natural_key)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One LOSO fold: its test subjects, the training subjects, and the validation subjects set apart from them."""
+
+    index: int
+    test: tuple[str, ...]
+    train: tuple[str, ...]  # training subjects, validation subjects removed
+    val: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.test)
+
+    def split(self, clips: Sequence[ClipSample]) -> tuple[list[ClipSample], list[ClipSample], list[ClipSample]]:
+        """(train, val, test) clips of this fold, each in the order given."""
+        test, val = set(self.test), set(self.val)
+        parts: tuple[list[ClipSample], list[ClipSample], list[ClipSample]] = ([], [], [])
+        for clip in clips:
+            key = subject_key(clip)
+            parts[2 if key in test else 1 if key in val else 0].append(clip)
+        return parts
+
+
+def validation_subjects(train: Sequence[str], fraction: float, seed: int, fold_index: int) -> tuple[str, ...]:
+    """A deterministic sample of round(fraction * len(train)) training subjects (at least 1, and 1 left to train).
+
+    The generator is seeded by (seed, fold index), so a fold's split does not change when other folds are added.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"validation fraction {fraction} is outside 0..1 (exclusive of 1)")
+    if fraction == 0.0 or len(train) < 2:
+        return ()
+    count = min(max(1, round(fraction * len(train))), len(train) - 1)
+    rng = np.random.default_rng([seed, fold_index])
+    chosen = rng.choice(len(train), size=count, replace=False)
+    return tuple(sorted((train[i] for i in chosen), key=natural_key))
+
+
+def leave_one_subject_out(clips: Iterable[ClipSample], *, val_fraction: float = 0.2, seed: int = 0,
+                          only: Iterable[str] | None = None) -> list[Fold]:
+    """One fold per subject (in natural order): that subject tests, the others train or validate.
+
+    val_fraction: share of each fold's training subjects set apart for validation (0 for none).
+    only: subject keys to make folds for (all by default), e.g. to run a few folds of a long protocol.
+    """
+    subjects = subjects_of(clips)
+    wanted = subjects if only is None else [s for s in subjects if s in set(only)]
+    if only is not None:
+        unknown = sorted(set(only) - set(subjects), key=natural_key)
+        if unknown:
+            raise ConfigError(f"no clips for subject {', '.join(unknown)}; "
+                              f"subjects are keyed like '{subjects[0] if subjects else 'casme2/sub01'}'")
+    if len(subjects) < 2:
+        raise ConfigError(f"leave-one-subject-out needs 2 or more subjects, got {len(subjects)}")
+    folds = []
+    for test in wanted:
+        index = subjects.index(test)  # the fold's place in the full protocol, so `only` never changes a split
+        rest = [s for s in subjects if s != test]
+        val = validation_subjects(rest, val_fraction, seed, index)
+        folds.append(Fold(index, (test,), tuple(s for s in rest if s not in val), val))
+    return folds
