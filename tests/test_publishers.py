@@ -1,0 +1,291 @@
+"""realtime.publishers and realtime.subscribe on real ZeroMQ sockets (127.0.0.1, random ports) and real files:
+messages arrive and validate, nothing a subscriber does can block publishing, a failing publisher is isolated,
+and the JSONL recording holds exactly what was published, flushed as it goes."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from fdp.errors import ConfigError
+from realtime import schema
+from realtime.frames import AnnotatedFrame, EndOfStream, MEEvent, Prediction, StatusReport
+from realtime.publishers.base import Publisher, PublisherFanout
+from realtime.publishers.recorder import JsonlRecorder
+from realtime.publishers.zmq import ZmqPublisher
+
+REPO = Path(__file__).resolve().parents[1]
+ANY_PORT = "tcp://127.0.0.1:*"
+LABELS = ("none", "negative", "positive", "surprise")
+PROBS = dict(zip(LABELS, (0.7, 0.1, 0.1, 0.1)))
+LATENCY = {"align": 4.0, "encode": 2.0, "pool": 0.1, "head": 0.1, "e2e": 8.0}
+
+
+def status() -> StatusReport:
+    return StatusReport(labels=LABELS, model="tiny", engine="onnxruntime", device="cpu", fps=30.0,
+                        e2e_ms_p50=8.0, e2e_ms_p99=12.0, dropped_frames=0, faces=1)
+
+
+def prediction(i: int) -> Prediction:
+    return Prediction(face_id=0, frame_index=i, media_s=i / 30, t_capture_ns=10**9 + i, time_unix=1.7e9 + i / 30,
+                      window_s=0.5, label="none", probs=PROBS, motion=0.1, me_active=False, latency_ms=LATENCY)
+
+
+def event() -> MEEvent:
+    return MEEvent(face_id=0, onset_frame=3, offset_frame=9, onset_media_s=0.1, offset_media_s=0.3,
+                   onset_time_unix=1.7e9, offset_time_unix=1.7e9 + 0.2, duration_s=0.2, label="none", probs=PROBS,
+                   peak_motion=1.2)
+
+
+def noisy_frame(i: int, size: tuple[int, int] = (48, 64)) -> AnnotatedFrame:
+    rng = np.random.default_rng(i)
+    return AnnotatedFrame(frame_index=i, t_capture_ns=i, image=rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+
+
+@pytest.fixture
+def subscriber():
+    socket = zmq.Context.instance().socket(zmq.SUB)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.SUBSCRIBE, b"fdp/")
+    yield socket
+    socket.close(linger=0)
+
+
+def receive_all(socket: zmq.Socket, quiet_ms: int = 300) -> list[list[bytes]]:
+    messages = []
+    while socket.poll(quiet_ms):
+        messages.append(socket.recv_multipart())
+    return messages
+
+
+class FailingPublisher:
+    """A publisher that always raises, as a crashed preview or a full disk would."""
+
+    name = "failing"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.closed = False
+
+    def publish(self, message: schema.Message) -> None:
+        self.calls += 1
+        raise OSError("device unplugged")
+
+    def close(self) -> None:
+        self.closed = True
+        raise OSError("still unplugged")
+
+
+class StalledPublisher:
+    """A publisher that hangs until released, as a stalled network file system would."""
+
+    name = "stalled"
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.topics: list[str] = []
+
+    def publish(self, message: schema.Message) -> None:
+        self.entered.set()
+        self.release.wait(10)
+        self.topics.append(message.topic)
+
+    def close(self) -> None:
+        self.release.set()
+
+
+@pytest.mark.timeout(30)
+def test_zmq_subscriber_receives_messages_that_validate(subscriber):
+    publisher = ZmqPublisher(ANY_PORT)
+    assert publisher.endpoint.startswith("tcp://127.0.0.1:") and isinstance(publisher, Publisher)
+    subscriber.connect(publisher.endpoint)
+    assert publisher.wait_for_subscriber(timeout_s=10)
+    assert publisher.subscriptions == frozenset({"fdp/"})
+    items = [status(), prediction(0), event(), noisy_frame(1), EndOfStream("end of file", frames=2, events=1)]
+    with PublisherFanout([publisher], source="clip.mp4") as fanout:
+        sent = [fanout.publish(item) for item in items]
+        assert fanout.flush()
+    received = receive_all(subscriber)
+    assert [len(frames) for frames in received] == [2, 2, 2, 3, 2]
+    decoded = [schema.decode(frames) for frames in received]
+    assert [m.topic for m in decoded] == ["fdp/status", "fdp/prediction", "fdp/event", "fdp/frame", "fdp/end"]
+    assert [m.payload["seq"] for m in decoded] == [0, 1, 2, 3, 4]
+    assert [dict(m.payload) for m in decoded] == [dict(m.payload) for m in sent]
+    assert {m.payload["source"] for m in decoded} == {"clip.mp4"}
+    assert publisher.sent_messages == 5
+
+
+@pytest.mark.timeout(60)
+def test_zmq_subscriber_that_never_reads_cannot_block_publishing(subscriber):
+    subscriber.setsockopt(zmq.RCVHWM, 2)
+    publisher = ZmqPublisher(ANY_PORT, send_hwm=2)
+    subscriber.connect(publisher.endpoint)
+    assert publisher.wait_for_subscriber(timeout_s=10)
+    message = schema.encode(noisy_frame(0, size=(480, 640)), source="camera 0", seq=0)  # ~200 kB of JPEG noise
+    n = 300  # ~60 MB: far more than the socket buffers between the two could ever hold
+    for _ in range(n):
+        publisher.publish(message)
+    assert publisher.sent_messages + publisher.dropped_messages == n
+    received = receive_all(subscriber)  # the subscriber wakes up at last: ZeroMQ dropped what it could not hold
+    assert 0 < len(received) < n
+    publisher.close()
+
+
+@pytest.mark.timeout(30)
+def test_zmq_publishing_without_any_subscriber_never_blocks():
+    publisher = ZmqPublisher(ANY_PORT, send_hwm=1)
+    message = schema.encode(prediction(0), source="camera 0", seq=0)
+    for _ in range(20_000):
+        publisher.publish(message)
+    assert publisher.sent_messages == 20_000 and publisher.subscriptions == frozenset()
+    assert not publisher.wait_for_subscriber(timeout_s=0.05)
+    publisher.close()
+    publisher.close()  # twice is fine
+
+
+def test_zmq_endpoint_in_use_raises_one_line_config_error():
+    first = ZmqPublisher(ANY_PORT)
+    try:
+        with pytest.raises(ConfigError) as error:
+            ZmqPublisher(first.endpoint)
+        assert str(error.value) == (f"{first.endpoint}: cannot bind the ZeroMQ publisher (Address already in use); "
+                                    "pick another --zmq-endpoint, or stop the program that holds it")
+    finally:
+        first.close()
+
+
+def test_zmq_default_endpoints_are_loopback():
+    from realtime.subscribe import build_parser
+
+    assert inspect.signature(ZmqPublisher).parameters["endpoint"].default == "tcp://127.0.0.1:5555"
+    assert build_parser().parse_args([]).endpoint == "tcp://127.0.0.1:5555"
+
+
+@pytest.mark.timeout(30)
+def test_fanout_failing_publisher_does_not_stop_the_others(tmp_path: Path, subscriber, caplog):
+    failing = FailingPublisher()
+    recorder = JsonlRecorder(tmp_path / "run.jsonl")
+    zmq_publisher = ZmqPublisher(ANY_PORT)
+    subscriber.connect(zmq_publisher.endpoint)
+    assert zmq_publisher.wait_for_subscriber(timeout_s=10)
+    with caplog.at_level(logging.WARNING, logger="realtime.publishers.base"):
+        fanout = PublisherFanout([failing, recorder, zmq_publisher], source="camera 0")
+        for i in range(20):
+            fanout.publish(prediction(i))
+        fanout.publish(EndOfStream("stopped", frames=20, events=0))
+        fanout.close()
+    assert failing.calls == 21 and fanout.failures == {failing.name: 21, recorder.name: 0, zmq_publisher.name: 0}
+    assert recorder.lines_written == 21 and recorder.closed and failing.closed
+    assert len(receive_all(subscriber)) == 21
+    failures_logged = [r for r in caplog.records if "publisher failing failed on" in r.getMessage()]
+    assert len(failures_logged) == 1  # logged once, not once per message
+
+
+@pytest.mark.timeout(30)
+def test_fanout_never_waits_for_a_stalled_publisher(tmp_path: Path):
+    stalled = StalledPublisher()
+    recorder = JsonlRecorder(tmp_path / "run.jsonl")
+    fanout = PublisherFanout([stalled, recorder], source="camera 0", capacity=8)
+    fanout.publish(event())
+    assert stalled.entered.wait(10)  # the first event is now stuck in the stalled publisher
+    for i in range(100):  # each call returns at once all the same
+        fanout.publish(prediction(i))
+    fanout.publish(event())
+    fanout.publish(EndOfStream("end of file", frames=100, events=2))
+    assert fanout.dropped_messages == 102 - 8  # of the 102 queued behind it, all but the queue's 8
+    stalled.release.set()
+    assert fanout.flush()
+    fanout.close()
+    assert stalled.topics == ["fdp/event"] + ["fdp/prediction"] * 6 + ["fdp/event", "fdp/end"]  # newest, events kept
+    lines = (tmp_path / "run.jsonl").read_text().splitlines()
+    assert [schema.decode_json_line(line).topic for line in lines] == stalled.topics
+    with pytest.raises(RuntimeError):
+        fanout.publish(prediction(0))
+
+
+@pytest.mark.timeout(30)
+def test_recorder_holds_exactly_the_published_messages_flushed_while_open(tmp_path: Path):
+    path = tmp_path / "runs" / "today.jsonl"
+    recorder = JsonlRecorder(path)
+    fanout = PublisherFanout([recorder], source="clip.mp4")
+    sent = [fanout.publish(status())]
+    sent += [fanout.publish(prediction(i)) for i in range(5)]
+    sent += [fanout.publish(event()), fanout.publish(noisy_frame(9))]
+    assert fanout.flush()
+    lines = path.read_text(encoding="utf-8").splitlines()  # read while the recorder is still open
+    assert not recorder.closed
+    assert [dict(schema.decode_json_line(line).payload) for line in lines] == [dict(m.payload) for m in sent]
+    sent.append(fanout.publish(EndOfStream("end of file", frames=5, events=1)))
+    assert fanout.flush()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(sent) == 9 and schema.decode_json_line(lines[-1]).topic == "fdp/end"
+    fanout.close()
+    assert recorder.closed and path.read_text(encoding="utf-8").splitlines() == lines
+
+
+def test_recorder_unwritable_path_raises_one_line_config_error(tmp_path: Path):
+    (tmp_path / "a_file").write_text("x")
+    path = tmp_path / "a_file" / "run.jsonl"
+    with pytest.raises(ConfigError) as error:
+        JsonlRecorder(path)
+    assert str(error.value) == f"{path}: cannot write the recording (Not a directory); choose another --record path"
+
+
+def start_subscriber_cli(endpoint: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "realtime.subscribe", "--endpoint", endpoint, *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.timeout(60)
+def test_subscribe_cli_prints_valid_messages_and_reports_invalid_ones():
+    sender = zmq.Context.instance().socket(zmq.XPUB)  # a bare socket: it can also send a message that is wrong
+    sender.setsockopt(zmq.LINGER, 0)
+    port = sender.bind_to_random_port("tcp://127.0.0.1")
+    process = start_subscriber_cli(f"tcp://127.0.0.1:{port}", "--plain", "--until-end")
+    try:
+        assert sender.poll(30_000) and sender.recv() == b"\x01fdp/"  # the CLI has subscribed
+        sender.send_multipart([b"fdp/end", b'{"schema": "fdp-live/1"}'])
+        items = [status(), prediction(4), EndOfStream("stopped", frames=5, events=0)]
+        for seq, item in enumerate(items):
+            sender.send_multipart(schema.encode(item, source="camera 0", seq=seq).to_frames())
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        sender.close(linger=0)
+    assert process.returncode == 0
+    lines = out.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("fdp/status #0 camera 0  model tiny on onnxruntime/cpu")
+    assert lines[1].startswith("fdp/prediction #1 face 0 frame 4 @0.133s  none 0.70")
+    assert lines[2] == "fdp/end #2 stopped  frames 5  events 0"
+    assert err == "invalid message: fdp/end: missing field 'source'\n"
+
+
+@pytest.mark.timeout(60)
+def test_subscribe_cli_ctrl_c_exits_130_quietly():
+    publisher = ZmqPublisher(ANY_PORT)
+    process = start_subscriber_cli(publisher.endpoint)
+    try:
+        assert publisher.wait_for_subscriber(timeout_s=30)  # it is in its receive loop
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        publisher.close()
+    assert (process.returncode, out, err) == (130, "", "")
+
+
+def test_subscribe_cli_bad_endpoint_is_one_line():
+    result = subprocess.run([sys.executable, "-m", "realtime.subscribe", "--endpoint", "nowhere"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith("ConfigError: nowhere: cannot connect (") and result.stderr.count("\n") == 1
