@@ -22,3 +22,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             reason = reason or _cuda_missing_reason()
             if reason:
                 item.add_marker(pytest.mark.skip(reason=f"gpu test: {reason}"))
+
+
+@pytest.fixture(scope="session")
+def fetched_assets() -> None:
+    """Fails (never skips) with the fetch command unless every asset of fdp.assets is present and verified."""
+    from fdp.assets import FETCH_HINT, assets_dir, missing_assets
+
+    missing = missing_assets()
+    if missing:
+        pytest.fail(f"assets not fetched into {assets_dir()}: {', '.join(missing)}; {FETCH_HINT}", pytrace=False)

