@@ -13,11 +13,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from fdp.config import ModelConfig
+from fdp.config import CHECKPOINT_FORMAT, ModelConfig
 from fdp.errors import ConfigError, FDPError, ModelFileError
 from fdp.model import FDP
 
-CHECKPOINT_FORMAT = "fdp-live/checkpoint/1"
 _FIX = "pass --model with an FDP .safetensors checkpoint (the bundled one is models/fdp_live.safetensors)"
 
 

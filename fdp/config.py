@@ -14,6 +14,8 @@ from typing import Any
 from fdp.errors import ConfigError
 
 SYNTHETIC_CLASSES: tuple[str, ...] = ("none", "negative", "positive", "surprise")
+CHECKPOINT_FORMAT = "fdp-live/checkpoint/1"  # safetensors metadata 'format' of an FDP checkpoint
+ONNX_FORMAT = "fdp-live/onnx/1"  # ONNX metadata 'format' of an exported FDP graph
 
 
 @dataclass(frozen=True)

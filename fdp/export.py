@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from fdp.cli import run_main
+from fdp.config import ONNX_FORMAT
 from fdp.errors import EngineError
 from fdp.model import FDP
 
-ONNX_FORMAT = "fdp-live/onnx/1"
 PARITY_TOLERANCE = 1e-4
 CHECK_BATCHES = (1, 4)
 
@@ -81,11 +81,12 @@ def graph_specs(model: FDP, head_dynamic_image: bool) -> tuple[GraphSpec, GraphS
 
 
 def export_onnx(model: FDP, out_dir: str | Path, head_dynamic_image: bool = False, opset: int = 17,
-                exporter: str = "legacy") -> ExportReport:
+                exporter: str = "legacy", training_data: str | None = None) -> ExportReport:
     """Write encoder.onnx and head.onnx into `out_dir`, validate them and compare ONNX Runtime with torch.
 
     `exporter="legacy"` (TorchScript-based, opset 17) is the default because it ran fastest under ONNX Runtime
     for these graphs (benchmarks/bench_model.py); `"dynamo"` uses torch.export and needs onnxscript.
+    `training_data` (what the model learned from) travels in the graphs so every output can say it.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +96,7 @@ def export_onnx(model: FDP, out_dir: str | Path, head_dynamic_image: bool = Fals
     for spec in graph_specs(model, head_dynamic_image):
         path = out_dir / f"{spec.role}.onnx"
         _export_graph(spec, path, opset, exporter)
-        _embed_metadata(path, model, spec.role)
+        _embed_metadata(path, model, spec.role, training_data)
         diffs.update(_check_against_torch(spec, path))
         paths.append(path)
     return ExportReport(paths[0], paths[1], diffs)
@@ -122,9 +123,11 @@ def _export_graph(spec: GraphSpec, path: Path, opset: int, exporter: str) -> Non
             raise ValueError(f"unknown exporter {exporter!r}")
 
 
-def _embed_metadata(path: Path, model: FDP, role: str) -> None:
+def _embed_metadata(path: Path, model: FDP, role: str, training_data: str | None) -> None:
     graph = onnx.load(str(path))
     values = {"format": ONNX_FORMAT, "role": role, "fdp_config": model.config.to_json()}
+    if training_data:
+        values["training_data"] = training_data
     del graph.metadata_props[:]
     for key, value in values.items():
         graph.metadata_props.add(key=key, value=value)
@@ -153,7 +156,7 @@ def _check_against_torch(spec: GraphSpec, path: Path) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fdp.checkpoint import load_checkpoint
+    from fdp.checkpoint import load_checkpoint, read_checkpoint_metadata
 
     parser = argparse.ArgumentParser(prog="python -m fdp.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, type=Path, help="FDP .safetensors checkpoint")
@@ -163,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exporter", choices=("legacy", "dynamo"), default="legacy")
     parser.add_argument("--opset", type=int, default=17)
     args = parser.parse_args(argv)
+    training_data = read_checkpoint_metadata(args.checkpoint).get("training_data")
     report = export_onnx(load_checkpoint(args.checkpoint), args.out, args.head_dynamic_image, args.opset,
-                         args.exporter)
+                         args.exporter, training_data)
     worst = max(report.max_abs_diff.values())
     print(f"wrote {report.encoder_path} and {report.head_path}; ONNX Runtime matches torch "
           f"(max |diff| {worst:.1e} over {len(report.max_abs_diff)} outputs at batch 1 and 4)")

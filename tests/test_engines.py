@@ -1,0 +1,113 @@
+"""Engines: every backend present agrees with the torch model; wrong model files give one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from engines.base import ModelFiles, crops_to_input
+from engines.factory import choose_engine_kind, load_engine
+from fdp.errors import ConfigError, ModelFileError
+from fdp.model import FDP
+from models import make_model_folder
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    return folder, make_model_folder(folder, head_dynamic_image=True)
+
+
+def reference(model: FDP, frames: np.ndarray):
+    with torch.no_grad():
+        features, scores = model.encode_frames(torch.from_numpy(frames))
+        logits = model.forward_head(features)
+        image = model.construct_dynamic_image(features)
+    return features.numpy(), scores.numpy(), logits.numpy(), image.numpy()
+
+
+@pytest.mark.parametrize("kind", ["onnxruntime", "torch"])
+def test_engine_cpu_matches_torch_model(model_folder, kind):
+    folder, model = model_folder
+    engine, _ = load_engine(folder, kind, dynamic_image=True)
+    frames = np.random.default_rng(0).random((3, 1, 32, 32), dtype=np.float32)
+    features, scores, logits, image = reference(model, frames)
+    encoded = engine.encode(frames)
+    head = engine.head(encoded.rank_features)
+    np.testing.assert_allclose(encoded.rank_features, features, atol=1e-4)
+    np.testing.assert_allclose(encoded.scores, scores, atol=1e-4)
+    np.testing.assert_allclose(head.logits, logits, atol=1e-4)
+    np.testing.assert_allclose(head.probs.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(head.dynamic_image, image, atol=1e-4)
+    assert engine.config == model.config and engine.precision == "fp32" and engine.device.startswith("cpu")
+    assert engine.training_data == "random weights (a test model)"
+
+
+@pytest.mark.gpu
+def test_engine_torch_cuda_matches_cpu(model_folder):
+    folder, model = model_folder
+    engine, _ = load_engine(folder, "torch", device="cuda")
+    frames = np.random.default_rng(1).random((4, 1, 32, 32), dtype=np.float32)
+    features, scores, logits, _ = reference(model, frames)
+    encoded = engine.encode(frames)
+    np.testing.assert_allclose(encoded.rank_features, features, atol=1e-3)
+    np.testing.assert_allclose(engine.head(encoded.rank_features).logits, logits, atol=1e-3)
+    assert "cuda" in engine.device
+
+
+def test_engine_auto_picks_onnxruntime_on_cpu():
+    assert choose_engine_kind("auto")[0] == "onnxruntime"
+    with pytest.raises(ConfigError, match="unknown engine 'tensorflow'"):
+        choose_engine_kind("tensorflow")
+
+
+def test_crops_to_input_gray_and_rgb():
+    gray = np.full((2, 8, 8), 255, np.uint8)
+    rgb = np.zeros((2, 8, 8, 3), np.uint8)
+    rgb[..., 2] = 51
+    assert crops_to_input(gray).shape == (2, 1, 8, 8) and crops_to_input(gray).max() == 1.0
+    converted = crops_to_input(rgb)
+    assert converted.shape == (2, 3, 8, 8) and np.allclose(converted[:, 2], 0.2)
+
+
+def test_model_missing_folder_one_line(tmp_path):
+    with pytest.raises(ModelFileError) as error:
+        load_engine(tmp_path / "nowhere")
+    assert str(error.value) == (f"{tmp_path / 'nowhere'}: no such model folder or file; pass --model with a folder "
+                                f"holding encoder.onnx and head.onnx, or an FDP .safetensors checkpoint")
+
+
+def test_model_folder_without_graphs_one_line(tmp_path):
+    with pytest.raises(ModelFileError) as error:
+        load_engine(tmp_path, "onnxruntime")
+    assert str(error.value) == (f"{tmp_path / 'encoder.onnx'}: missing; export the model with python -m fdp.export "
+                                f"--checkpoint MODEL.safetensors --out {tmp_path}")
+
+
+def test_model_garbage_onnx_one_line(tmp_path, model_folder):
+    (tmp_path / "encoder.onnx").write_bytes(b"GIF89a not a model")
+    (tmp_path / "head.onnx").write_bytes((model_folder[0] / "head.onnx").read_bytes())
+    with pytest.raises(ModelFileError) as error:
+        load_engine(tmp_path, "onnxruntime")
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'encoder.onnx'}: ") and "\n" not in message
+    assert message.endswith("export the model again with python -m fdp.export")
+
+
+def test_model_foreign_onnx_one_line(tmp_path, model_folder):
+    graph = onnx.load(str(model_folder[0] / "encoder.onnx"))
+    del graph.metadata_props[:]
+    onnx.save(graph, str(tmp_path / "encoder.onnx"))
+    (tmp_path / "head.onnx").write_bytes((model_folder[0] / "head.onnx").read_bytes())
+    with pytest.raises(ModelFileError) as error:
+        load_engine(tmp_path, "onnxruntime")
+    assert str(error.value) == (f"{tmp_path / 'encoder.onnx'}: an ONNX graph without FDP encoder metadata (not an "
+                                f"FDP export); export the model with python -m fdp.export")
+
+
+def test_model_files_locate_safetensors_path(model_folder):
+    folder, _ = model_folder
+    files = ModelFiles.locate(folder / "model.safetensors")
+    assert files.encoder == folder / "encoder.onnx" and files.checkpoint == folder / "model.safetensors"
