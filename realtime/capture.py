@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -27,6 +28,10 @@ from fdp.errors import CameraError, ConfigError, VideoError
 from realtime.frames import Frame
 
 log = logging.getLogger(__name__)
+
+# FFmpeg prints its own lines ("moov atom not found") straight to stderr; our one-line errors already say what is
+# wrong and what to do. Quiet by default (OpenCV reads this at the first open); set the variable to see them.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 class SourceKind(enum.Enum):

@@ -159,7 +159,7 @@ def test_zmq_endpoint_in_use_raises_one_line_config_error():
         with pytest.raises(ConfigError) as error:
             ZmqPublisher(first.endpoint)
         assert str(error.value) == (f"{first.endpoint}: cannot bind the ZeroMQ publisher (Address already in use); "
-                                    "pick another --zmq-endpoint, or stop the program that holds it")
+                                    "pick another --zmq endpoint, or stop the program that holds it")
     finally:
         first.close()
 

@@ -38,7 +38,7 @@ class ZmqPublisher:
         except zmq.ZMQError as error:
             self._socket.close(linger=0)
             raise ConfigError(f"{endpoint}: cannot bind the ZeroMQ publisher ({zmq.strerror(error.errno or 0)}); "
-                              "pick another --zmq-endpoint, or stop the program that holds it") from None
+                              "pick another --zmq endpoint, or stop the program that holds it") from None
         self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)  # the real port when asked for *
         self.name = f"zmq {self.endpoint}"
         if any(host in endpoint for host in ("0.0.0.0", "://*", "[::]")):

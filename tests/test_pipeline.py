@@ -1,0 +1,191 @@
+"""The live recognizer end to end: real face videos, a real ONNX Runtime engine, a real ZeroMQ SUB, a real log."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+import zmq
+
+from fdp.assets import asset_path
+from models import make_model_folder
+from realtime import schema
+from realtime.live_config import LiveConfig
+from realtime.pipeline import StopRequest, run_live
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny_model")
+    make_model_folder(folder)
+    return folder
+
+
+def free_endpoint() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def read_log(path: Path) -> list[schema.Message]:
+    return [schema.decode_json_line(line) for line in path.read_text().splitlines()]
+
+
+class Subscriber:
+    """A real SUB on its own thread, collecting every message until fdp/end."""
+
+    def __init__(self, endpoint: str):
+        self.socket = zmq.Context.instance().socket(zmq.SUB)
+        self.socket.setsockopt(zmq.SUBSCRIBE, b"fdp/")
+        self.socket.setsockopt(zmq.RCVTIMEO, 200)
+        self.socket.connect(endpoint)
+        self.messages: list[schema.Message] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 200
+        while time.monotonic() < deadline:
+            try:
+                message = schema.decode(self.socket.recv_multipart())  # validates against the schema
+            except zmq.Again:
+                continue
+            self.messages.append(message)
+            if message.topic == schema.TOPIC_END:
+                break
+        self.socket.close(linger=0)
+
+
+def test_pipeline_real_video_sub_and_log_hold_what_was_published(tmp_path, tiny_model):
+    endpoint = free_endpoint()
+    subscriber = Subscriber(endpoint)
+    log = tmp_path / "run.jsonl"
+    config = LiveConfig(demo=True, model=str(tiny_model), zmq=endpoint, record=str(log), headless=True,
+                        max_frames=150)
+    end = run_live(config, StopRequest(), log=lambda line: None)
+    subscriber.thread.join(30)
+    assert end.frames == 150 and end.reason == "max frames (150) reached"
+    logged = read_log(log)
+    # The log is complete: consecutive seq from 0, status first, end last, every line valid.
+    assert [m.payload["seq"] for m in logged] == list(range(len(logged)))
+    assert logged[0].topic == schema.TOPIC_STATUS and logged[-1].topic == schema.TOPIC_END
+    predictions = [m for m in logged if m.topic == schema.TOPIC_PREDICTION]
+    assert len(predictions) > 100  # a face is in every frame; windows are ready after ~0.5 s
+    assert set(predictions[0].payload["probs"]) == {"none", "negative", "positive", "surprise"}
+    assert all(p.payload["latency_ms"]["e2e"] > 0 for p in predictions)
+    # The subscriber got status (with the label order), predictions and the end, each equal to the logged one.
+    topics = {m.topic for m in subscriber.messages}
+    assert {schema.TOPIC_STATUS, schema.TOPIC_PREDICTION, schema.TOPIC_END} <= topics
+    by_seq = {m.payload["seq"]: m.payload for m in logged}
+    assert all(by_seq[m.payload["seq"]] == m.payload for m in subscriber.messages)
+    status = next(m for m in subscriber.messages if m.topic == schema.TOPIC_STATUS)
+    assert status.payload["labels"] == ["none", "negative", "positive", "surprise"]
+    assert "random weights (a test model)" in status.payload["model"]
+    assert (tmp_path / "run.jsonl.config.json").is_file()
+
+
+def test_pipeline_video_with_no_face_stretches_keeps_running(tmp_path, tiny_model):
+    log = tmp_path / "noface.jsonl"
+    video = asset_path("face_noface.mov")
+    frames = int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
+    config = LiveConfig(video=str(video), realtime=True, model=str(tiny_model), zmq="off", record=str(log),
+                        headless=True)
+    end = run_live(config, StopRequest(), log=lambda line: None)
+    logged = read_log(log)
+    assert end.frames == frames and logged[-1].topic == schema.TOPIC_END
+    statuses = [m.payload["faces"] for m in logged if m.topic == schema.TOPIC_STATUS]
+    assert 1 in statuses and 0 in statuses[1:]  # a face while it is there, none while it is away
+    assert any(m.topic == schema.TOPIC_PREDICTION for m in logged)
+
+
+def test_pipeline_subscriber_never_reading_does_not_slow_it(tmp_path, tiny_model):
+    """Paced at the file's rate with heavy frame messages: a SUB that never reads changes nothing."""
+    results = {}
+    for case in ("stalled subscriber", "no subscriber"):
+        endpoint = free_endpoint()
+        stalled = None
+        if case == "stalled subscriber":
+            stalled = zmq.Context.instance().socket(zmq.SUB)
+            stalled.setsockopt(zmq.SUBSCRIBE, b"")
+            stalled.setsockopt(zmq.RCVHWM, 1)
+            stalled.connect(endpoint)
+        log = tmp_path / f"{case}.jsonl"
+        config = LiveConfig(demo=True, model=str(tiny_model), zmq=endpoint, zmq_frames=True, frames_per_s=30,
+                            record=str(log), headless=True, max_frames=72)
+        end = run_live(config, StopRequest(), log=lambda line: None)
+        logged = read_log(log)
+        last_status = [m.payload for m in logged if m.topic == schema.TOPIC_STATUS][-1]
+        results[case] = (end.frames, last_status["dropped_frames"],
+                         sum(m.topic == schema.TOPIC_PREDICTION for m in logged))
+        if stalled is not None:
+            stalled.close(linger=0)
+    assert results["stalled subscriber"] == results["no subscriber"]
+    assert results["no subscriber"][:2] == (72, 0)
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "run_live.py", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--camera", "97"], "CameraError: camera 97: cannot open (no such device or it is busy); check --camera, or "
+                         "use --video FILE"),
+    (["--video", "/nonexistent/clip.mp4"], "VideoError: /nonexistent/clip.mp4: no such file; check --video"),
+    (["--demo", "--camera", "0"], "ConfigError: choose one input, not --camera and --demo"),
+])
+def test_cli_bad_input_one_line_exit_1(args, expected, tiny_model):
+    result = run_cli(*args, "--model", str(tiny_model), "--zmq", "off")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [expected]
+
+
+def test_cli_truncated_video_one_line_exit_1(tmp_path, tiny_model):
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(asset_path("single_face.mp4").read_bytes()[:4000])
+    result = run_cli("--video", str(truncated), "--model", str(tiny_model), "--zmq", "off")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"VideoError: {truncated}: cannot read this video (corrupt, truncated, or a codec OpenCV lacks); re-encode "
+        f"it, e.g. ffmpeg -i IN -c:v mjpeg OUT.avi"]
+
+
+def test_cli_wrong_model_file_one_line_exit_1(tmp_path):
+    wrong = tmp_path / "weights.safetensors"
+    wrong.write_text("not a model")
+    result = run_cli("--demo", "--model", str(wrong), "--engine", "torch", "--zmq", "off")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ModelFileError: {wrong}: not a readable safetensors file (")
+
+
+def test_cli_sigterm_mid_run_log_complete_and_ends_with_end(tmp_path, tiny_model):
+    log = tmp_path / "sigterm.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "run_live.py", "--demo", "--model", str(tiny_model), "--zmq", free_endpoint(),
+         "--record", str(log), "--headless"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 30):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    lines = log.read_text().splitlines()
+    assert len(lines) >= 31
+    records = [json.loads(line) for line in lines]
+    assert [r["payload"]["seq"] for r in records] == list(range(len(records)))
+    assert records[-1]["topic"] == "fdp/end" and records[-1]["payload"]["reason"] == "stopped by SIGTERM"
+    assert "Traceback" not in stderr
