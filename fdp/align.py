@@ -33,6 +33,7 @@ import numpy as np
 from fdp.assets import ASSETS, FETCH_HINT, asset_path, sha256_of
 from fdp.config import AlignerSettings
 from fdp.errors import ConfigError, ModelFileError
+from fdp.native_logs import quiet_native_logs
 
 ALIGNER_VERSION = "fdp-align/1"  # must equal AlignerSettings.version: a model only sees crops of its own aligner
 ENV_LANDMARKER = "FDP_LANDMARKER"
@@ -231,12 +232,19 @@ class FaceAligner:
             num_faces=max_faces, min_face_detection_confidence=min_confidence,
             min_face_presence_confidence=min_confidence, min_tracking_confidence=min_confidence,
             output_face_blendshapes=True, output_facial_transformation_matrixes=True)
+        # Start the graph and run it once on a blank image while its native start-up chatter is held back.
+        blank = self._image(np.zeros((64, 64, 3), np.uint8))
         try:
-            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            with quiet_native_logs():
+                self._landmarker = vision.FaceLandmarker.create_from_options(options)
+                if running_mode == "video":
+                    self._landmarker.detect_for_video(blank, 0)
+                else:
+                    self._landmarker.detect(blank)
         except (RuntimeError, ValueError) as error:
             raise ModelFileError(f"face landmarker {self.path}: MediaPipe cannot load it "
                                  f"({str(error).splitlines()[0]}); {FETCH_HINT}") from None
-        self._last_timestamp_ms = -1
+        self._last_timestamp_ms = 0 if running_mode == "video" else -1
         self.last_detect_ms = 0.0  # wall time of the last detect() call
         self.last_align_ms = 0.0  # wall time of the align() calls of the last process() call
 
