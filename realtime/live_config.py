@@ -35,7 +35,10 @@ class LiveConfig:
     zmq_frames: bool = False  # also publish annotated frames (a few per second)
     frames_per_s: float = 5.0  # rate of fdp/frame messages
     record: str | None = None  # JSONL log of every message
-    headless: bool = False  # no console status line (messages and the log still flow)
+    headless: bool = False  # no preview page (ZeroMQ, the log and the console still work)
+    preview_host: str = "127.0.0.1"  # the preview page binds here; another address opens it to the network
+    preview_port: int = 7860
+    quiet: bool = False  # no console status line (the start line, events and errors still print)
     max_frames: int | None = None  # stop after this many frames (tests, benchmarks)
 
     def __post_init__(self) -> None:
@@ -54,6 +57,8 @@ class LiveConfig:
             raise ConfigError(f"--p-active {self.p_active}: use a probability in (0, 1]")
         if self.frames_per_s <= 0:
             raise ConfigError(f"--frames-per-s {self.frames_per_s}: use a positive rate")
+        if not 1 <= self.preview_port <= 65535:
+            raise ConfigError(f"--preview-port {self.preview_port}: use a port number from 1 to 65535")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"--max-frames {self.max_frames}: use 1 or more")
 
@@ -75,7 +80,9 @@ HELP = {
     "p_active": "spotting: minimum probability of the micro-expression classes",
     "zmq": "ZeroMQ PUB endpoint, or 'off'", "zmq_frames": "also publish annotated frames on fdp/frame",
     "frames_per_s": "rate of annotated frames", "record": "write every message to this JSONL file",
-    "headless": "no console status line", "max_frames": "stop after this many frames",
+    "headless": "no preview page", "preview_host": "address the preview page binds (default: this machine only)",
+    "preview_port": "port of the preview page", "quiet": "no console status line",
+    "max_frames": "stop after this many frames",
 }
 
 

@@ -51,6 +51,7 @@ class FaceState:
     window: FaceWindow
     spotter: Spotter
     last: Prediction | None = None
+    dynamic_image: np.ndarray | None = None  # of the last window's raw crops, for the preview
 
 
 class LivePipeline:
@@ -117,7 +118,8 @@ class LivePipeline:
                    zip(faces, self.tracker.update(frame.media_s, [face.bbox for face in faces])) if track]
         if tracked:
             self._predict(frame, tracked, timings)
-        if self.config.zmq_frames and time.monotonic_ns() >= self._next_frame_ns:
+        wants_frames = self.config.zmq_frames or not self.config.headless
+        if wants_frames and time.monotonic_ns() >= self._next_frame_ns:
             self._next_frame_ns = time.monotonic_ns() + int(1e9 / self.config.frames_per_s)
             self._publish_frame(frame)
 
@@ -135,7 +137,9 @@ class LivePipeline:
         start = time.perf_counter()
         slots = [track.state.window.resample() for track in ready]
         pooled = np.stack([track.state.window.pooled(s) for track, s in zip(ready, slots)])
-        motions = [window_motion(track.state.window.dynamic_image(s), len(s)) for track, s in zip(ready, slots)]
+        for track, s in zip(ready, slots):
+            track.state.dynamic_image = track.state.window.dynamic_image(s)
+        motions = [window_motion(track.state.dynamic_image, len(s)) for track, s in zip(ready, slots)]
         timings["pool"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         head = self.engine.head(pooled)
@@ -173,7 +177,9 @@ class LivePipeline:
         boxes = {track.face_id: track.box for track in self.tracker.tracks.values()}
         predictions = {track.face_id: track.state.last for track in self.tracker.tracks.values()
                        if track.state.last is not None}
-        image = annotate(frame.image, boxes, predictions, f"{self.model_name} | synthetic-trained model")
+        images = {track.face_id: track.state.dynamic_image for track in self.tracker.tracks.values()
+                  if track.state.dynamic_image is not None}
+        image = annotate(frame.image, boxes, predictions, images, self.model_name)
         self.fanout.publish(AnnotatedFrame(frame_index=frame.index, t_capture_ns=frame.t_capture_ns, image=image))
 
 
@@ -191,26 +197,32 @@ def run_live(config: LiveConfig, stop: StopRequest, log=None) -> EndOfStream:
     engine, reason = load_engine(config.model, config.engine, device=config.device, threads=config.threads)
     model_name = describe_model(engine, config.model)
     spec, paced = resolve_input(config)
-    publishers: list[Publisher] = [ConsoleStatus(show_status=not config.headless)]
+    publishers: list[Publisher] = [ConsoleStatus(show_status=not config.quiet)]
+    outputs: list[str] = []
     source = aligner = fanout = None
     try:
         source = VideoSource(spec, realtime=paced, width=config.width, height=config.height, fps=config.fps,
                              fourcc=config.fourcc)
         source.start()  # before MediaPipe loads: a bad input fails fast, with its one line alone on stderr
-        aligner = FaceAligner(engine.config.aligner, config.landmarker, running_mode="video",
-                              max_faces=config.max_faces)
+        if not config.headless:
+            from realtime.publishers.preview import PreviewPublisher  # imports gradio (about 2 s)
+
+            publishers.append(PreviewPublisher(config.preview_host, config.preview_port))
+            outputs.append(f"preview {publishers[-1].url}")
         if config.zmq != "off":
-            publishers.append(ZmqPublisher(config.zmq))
+            publishers.append(ZmqPublisher(config.zmq, send_frames=config.zmq_frames))
+            outputs.append(f"zmq {publishers[-1].endpoint}")
         if config.record:
             Path(config.record).parent.mkdir(parents=True, exist_ok=True)
             Path(f"{config.record}.config.json").write_text(config.to_json())
             publishers.append(JsonlRecorder(config.record))
+            outputs.append(f"recording {config.record}")
+        aligner = FaceAligner(engine.config.aligner, config.landmarker, running_mode="video",
+                              max_faces=config.max_faces)
         fanout = PublisherFanout(publishers, source=source.name)
         (log or print_line)(
             f"FDP Live | model {model_name} | engine {engine.name} {engine.precision} on {engine.device} "
-            f"({reason}) | input {source.name}{' (paced)' if paced else ''} | "
-            f"zmq {'off' if config.zmq == 'off' else publishers[1].endpoint}"
-            f"{' | recording ' + config.record if config.record else ''}")
+            f"({reason}) | input {source.name}{' (paced)' if paced else ''} | {' | '.join(outputs) or 'no outputs'}")
         return LivePipeline(config, engine, aligner, source, fanout, model_name).run(stop)
     finally:
         if source is not None:

@@ -72,7 +72,7 @@ def test_pipeline_real_video_sub_and_log_hold_what_was_published(tmp_path, tiny_
     endpoint = free_endpoint()
     subscriber = Subscriber(endpoint)
     log = tmp_path / "run.jsonl"
-    config = LiveConfig(demo=True, model=str(tiny_model), zmq=endpoint, record=str(log), headless=True,
+    config = LiveConfig(demo=True, model=str(tiny_model), zmq=endpoint, record=str(log), headless=True, quiet=True,
                         max_frames=150)
     end = run_live(config, StopRequest(), log=lambda line: None)
     subscriber.thread.join(30)
@@ -101,7 +101,7 @@ def test_pipeline_video_with_no_face_stretches_keeps_running(tmp_path, tiny_mode
     video = asset_path("face_noface.mov")
     frames = int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT))
     config = LiveConfig(video=str(video), realtime=True, model=str(tiny_model), zmq="off", record=str(log),
-                        headless=True)
+                        headless=True, quiet=True)
     end = run_live(config, StopRequest(), log=lambda line: None)
     logged = read_log(log)
     assert end.frames == frames and logged[-1].topic == schema.TOPIC_END
@@ -123,7 +123,7 @@ def test_pipeline_subscriber_never_reading_does_not_slow_it(tmp_path, tiny_model
             stalled.connect(endpoint)
         log = tmp_path / f"{case}.jsonl"
         config = LiveConfig(demo=True, model=str(tiny_model), zmq=endpoint, zmq_frames=True, frames_per_s=30,
-                            record=str(log), headless=True, max_frames=72)
+                            record=str(log), headless=True, quiet=True, max_frames=72)
         end = run_live(config, StopRequest(), log=lambda line: None)
         logged = read_log(log)
         last_status = [m.payload for m in logged if m.topic == schema.TOPIC_STATUS][-1]
@@ -147,7 +147,7 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     (["--demo", "--camera", "0"], "ConfigError: choose one input, not --camera and --demo"),
 ])
 def test_cli_bad_input_one_line_exit_1(args, expected, tiny_model):
-    result = run_cli(*args, "--model", str(tiny_model), "--zmq", "off")
+    result = run_cli(*args, "--model", str(tiny_model), "--zmq", "off", "--headless")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [expected]
 
@@ -155,7 +155,7 @@ def test_cli_bad_input_one_line_exit_1(args, expected, tiny_model):
 def test_cli_truncated_video_one_line_exit_1(tmp_path, tiny_model):
     truncated = tmp_path / "cut.mp4"
     truncated.write_bytes(asset_path("single_face.mp4").read_bytes()[:4000])
-    result = run_cli("--video", str(truncated), "--model", str(tiny_model), "--zmq", "off")
+    result = run_cli("--video", str(truncated), "--model", str(tiny_model), "--zmq", "off", "--headless")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"VideoError: {truncated}: cannot read this video (corrupt, truncated, or a codec OpenCV lacks); re-encode "
@@ -165,7 +165,7 @@ def test_cli_truncated_video_one_line_exit_1(tmp_path, tiny_model):
 def test_cli_wrong_model_file_one_line_exit_1(tmp_path):
     wrong = tmp_path / "weights.safetensors"
     wrong.write_text("not a model")
-    result = run_cli("--demo", "--model", str(wrong), "--engine", "torch", "--zmq", "off")
+    result = run_cli("--demo", "--model", str(wrong), "--engine", "torch", "--zmq", "off", "--headless")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"ModelFileError: {wrong}: not a readable safetensors file (")
@@ -175,7 +175,7 @@ def test_cli_sigterm_mid_run_log_complete_and_ends_with_end(tmp_path, tiny_model
     log = tmp_path / "sigterm.jsonl"
     process = subprocess.Popen(
         [sys.executable, "run_live.py", "--demo", "--model", str(tiny_model), "--zmq", free_endpoint(),
-         "--record", str(log), "--headless"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "--record", str(log), "--headless", "--quiet"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 30):

