@@ -1,0 +1,142 @@
+"""Run one fold of a training run and write what it leaves behind: the checkpoint, then metrics.json.
+
+metrics.json is written last and atomically, so its presence is what marks a fold finished (see `fdp.train`).
+It records everything needed to pool the folds later without the model: the subjects each part used (taken from
+the clips actually used, so the tests can check that no test subject was trained on), the selection rule and
+epoch, the training curve, and every test prediction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from fdp.checkpoint import save_checkpoint
+from fdp.clip_batches import Augmentation, ClipItem, epoch_order
+from fdp.config import ModelConfig
+from fdp.data.classes import ClassSetting
+from fdp.data.clips import ClipSample
+from fdp.data.crop_cache import CachedCrops
+from fdp.data.folds import Fold, subject_key
+from fdp.errors import ConfigError
+from fdp.losses import LossWeights
+from fdp.metrics import score
+from fdp.preprocess import ClipKey, clip_key
+from fdp.evaluate import write_json
+from fdp.training_loop import SELECTION_RULES, EpochRecord, LoopSettings, resolve_device, train_fold
+
+if TYPE_CHECKING:
+    from fdp.train import TrainConfig
+
+FOLD_FORMAT = "fdp-live/fold/1"
+
+
+@dataclass(frozen=True, eq=False)
+class FoldData:
+    """What every fold of a run shares: the labelled clips that have crops, the crops, the classes, the model."""
+
+    clips: Sequence[tuple[ClipSample, int]]
+    crops: dict[ClipKey, CachedCrops]
+    setting: ClassSetting
+    model_config: ModelConfig
+
+    def items(self, clips: Sequence[tuple[ClipSample, int]]) -> list[ClipItem]:
+        return [ClipItem(clip, self.crops[clip_key(clip)], label) for clip, label in clips]
+
+
+def loop_settings(config: TrainConfig) -> LoopSettings:
+    return LoopSettings(
+        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
+        warmup_epochs=config.warmup_epochs,
+        loss_weights=LossWeights(dynamic_image=config.lambda_di, rank=config.lambda_rank,
+                                 rank_margin=config.rank_margin),
+        window_s=config.window_s, length_jitter=config.length_jitter, imbalance=config.imbalance,
+        augmentation=Augmentation() if config.augment else None, precise_bn_batches=config.precise_bn_batches,
+        select_on_test=config.select_on_test, device=resolve_device(config.device))
+
+
+def split_items(data: FoldData, fold: Fold) -> tuple[list[ClipItem], list[ClipItem], list[ClipItem]]:
+    test, val = set(fold.test), set(fold.val)
+    parts: tuple[list[tuple[ClipSample, int]], ...] = ([], [], [])
+    for clip, label in data.clips:
+        key = subject_key(clip)
+        parts[2 if key in test else 1 if key in val else 0].append((clip, label))
+    return data.items(parts[0]), data.items(parts[1]), data.items(parts[2])
+
+
+def fold_metadata(fold: Fold, setting: ClassSetting, rule: str, label: str, epoch: int,
+                  metrics: dict[str, Any], config: TrainConfig) -> dict[str, str]:
+    """String metadata for the fold's checkpoint: what it was trained on and how it was selected."""
+    return {"fold": str(fold.index), "test_subjects": json.dumps(fold.test), "train_subjects": json.dumps(fold.train),
+            "val_subjects": json.dumps(fold.val), "class_setting": setting.name, "selection_rule": rule,
+            "selection": label, "select_on_test": json.dumps(config.select_on_test), "selected_epoch": str(epoch),
+            "metrics": json.dumps(metrics), "train_config": json.dumps(config.to_dict())}
+
+
+def run_fold(config: TrainConfig, data: FoldData, fold: Fold, folder: Path, seed: int, console: Console,
+             progress: bool = True) -> dict[str, Any]:
+    """Train and test one fold, write its checkpoint and metrics.json; returns the metrics record."""
+    train, val, test = split_items(data, fold)
+    if len(train) < 2 or not test:
+        raise ConfigError(f"fold {fold.index} ({fold.name}): {len(train)} training and {len(test)} test clips; "
+                          "a fold needs 2+ training clips and 1+ test clip")
+    settings = loop_settings(config)
+    names = data.setting.class_names
+    steps = len(epoch_order([i.label for i in train], settings.batch_size, np.random.default_rng(0)))
+    console.print(f"fold {fold.index} ({fold.name}): {len(train)} train / {len(val)} val / {len(test)} test clips, "
+                  f"{settings.epochs} epochs on {settings.device}")
+    columns = (TextColumn(f"fold {fold.index} {{task.fields[note]}}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=not progress, transient=True) as bar:
+        task = bar.add_task("steps", total=steps * settings.epochs, note="")
+
+        def on_epoch(record: EpochRecord) -> None:
+            line = (f"  epoch {record.epoch:3d}: loss {record.train_loss:.4f} (ce {record.train_ce:.4f}) "
+                    f"train acc {record.train_accuracy:.3f}")
+            if record.val is not None:
+                line += f" | val UF1 {_fmt(record.val['uf1'])} acc {_fmt(record.val['accuracy'])}"
+            if record.test is not None:
+                line += f" | TEST UF1 {_fmt(record.test['uf1'])} (select-on-test)"
+            bar.update(task, note=f"epoch {record.epoch}")
+            console.print(line + f" | {record.seconds:.1f} s")
+
+        outcome = train_fold(data.model_config, train, val, test, settings, seed,
+                             on_step=lambda: bar.advance(task), on_epoch=on_epoch)
+    metrics = score(outcome.test.y_true, outcome.test.y_pred, len(names)).to_dict()
+    label = SELECTION_RULES[outcome.selection_rule]
+    metadata = fold_metadata(fold, data.setting, outcome.selection_rule, label, outcome.selected_epoch, metrics,
+                             config)
+    save_checkpoint(outcome.model, folder / "checkpoint.safetensors", metadata)
+    record = {
+        "format": FOLD_FORMAT, "fold": fold.index, "name": fold.name, "test_subjects": list(fold.test),
+        "train_subjects": list(fold.train), "val_subjects": list(fold.val),
+        "subjects_used": {part: sorted({subject_key(i.clip) for i in items})
+                          for part, items in (("train", train), ("val", val), ("test", test))},
+        "clips": {"train": len(train), "val": len(val), "test": len(test)},
+        "class_setting": data.setting.name, "class_names": list(names), "model": data.model_config.name,
+        "selection": {"rule": outcome.selection_rule, "label": label, "select_on_test": config.select_on_test,
+                      "epoch": outcome.selected_epoch},
+        "metrics": metrics, "train_seconds": round(outcome.train_seconds, 3), "device": settings.device,
+        "history": [asdict(r) for r in outcome.history],
+        "predictions": [{"dataset": i.clip.dataset, "subject": i.clip.subject, "clip_id": i.clip.clip_id,
+                         "true": int(t), "pred": int(p), "probs": [round(float(x), 5) for x in probs]}
+                        for i, t, p, probs in zip(test, outcome.test.y_true, outcome.test.y_pred,
+                                                  outcome.test.probs)],
+        "checkpoint": "checkpoint.safetensors", "config": config.to_dict()}
+    write_json(folder / "metrics.json", record)
+    flag = " [SELECT-ON-TEST]" if config.select_on_test else ""
+    console.print(f"fold {fold.index} ({fold.name}): epoch {outcome.selected_epoch} by {outcome.selection_rule}{flag}"
+                  f"; test UF1 {_fmt(metrics['uf1'])} acc {_fmt(metrics['accuracy'])} on {len(test)} clips; "
+                  f"{outcome.train_seconds:.1f} s")
+    return record
+
+
+def _fmt(value: float | int | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
