@@ -14,7 +14,8 @@ from fdp.assets import ASSETS, ENV_ASSETS_DIR, asset_path, assets_dir, fetch_ass
 from fdp.errors import ConfigError, ModelFileError, VideoError
 
 REPO = Path(__file__).resolve().parents[1]
-EVALUATION_ONLY = ("single_face.mp4", "face_noface.mov", "noface_face.mov", "no_face.mp4")
+EVALUATION_ONLY = ("single_face.mp4", "face_noface.mov", "noface_face.mov", "no_face.mp4", "0-f1-su-ph.jpg",
+                   "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "multi_face.jpg")
 
 
 def _copy_all(into: Path) -> None:
