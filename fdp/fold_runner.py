@@ -84,7 +84,7 @@ def run_fold(config: TrainConfig, data: FoldData, fold: Fold, folder: Path, seed
              progress: bool = True) -> dict[str, Any]:
     """Train and test one fold, write its checkpoint and metrics.json; returns the metrics record."""
     train, val, test = split_items(data, fold)
-    if len(train) < 2 or not test:
+    if len(train) < 2 or (not test and fold.test):
         raise ConfigError(f"fold {fold.index} ({fold.name}): {len(train)} training and {len(test)} test clips; "
                           "a fold needs 2+ training clips and 1+ test clip")
     settings = loop_settings(config)

@@ -62,6 +62,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     select_on_test: bool = False
     holdout_subjects: tuple[str, ...] = ()
+    train_all: bool = False  # one model on every subject, no test (evaluate it on other data with fdp.evaluate)
     folds: tuple[str, ...] = ()  # fold indices or test subjects to run; empty: all
     device: str = "auto"
     seed: int = 0
@@ -87,6 +88,9 @@ class TrainConfig:
             raise ConfigError(f"--imbalance {self.imbalance!r}; choose one of {', '.join(IMBALANCE)}")
         if self.precise_bn_batches < 0 or not 0 <= self.val_fraction < 1:
             raise ConfigError("--precise-bn-batches must be 0 or more and --val-fraction in 0..1 (exclusive of 1)")
+        if self.train_all and (self.holdout_subjects or self.folds or self.select_on_test):
+            raise ConfigError("--train-all trains one model on every subject: it does not combine with "
+                              "--holdout-subjects, --folds or --select-on-test")
         if self.holdout_subjects and self.folds:
             raise ConfigError("--folds selects leave-one-subject-out folds; it does not combine with "
                               "--holdout-subjects")
@@ -119,6 +123,10 @@ def match_subjects(names: tuple[str, ...], keys: list[str]) -> tuple[str, ...]:
 def plan_folds(config: TrainConfig, clips: list[Any]) -> tuple[list[Fold], list[Fold]]:
     """(every fold of the protocol, the folds this invocation runs)."""
     keys = subjects_of(clips)
+    if config.train_all:
+        val = validation_subjects(keys, config.val_fraction, config.seed, 0)
+        fold = Fold(0, (), tuple(k for k in keys if k not in val), val)
+        return [fold], [fold]
     if config.holdout_subjects:
         test = match_subjects(config.holdout_subjects, keys)
         rest = [k for k in keys if k not in test]
@@ -143,7 +151,7 @@ def plan_folds(config: TrainConfig, clips: list[Any]) -> tuple[list[Fold], list[
 
 
 def fold_dir(out: Path, fold: Fold, holdout: bool) -> Path:
-    name = "holdout" if holdout else f"fold{fold.index:02d}_" + fold.name.replace("/", "-").replace("+", "_")
+    name = ("all" if not fold.test else "holdout") if holdout else f"fold{fold.index:02d}_" + fold.name.replace("/", "-").replace("+", "_")
     return out / "folds" / name
 
 
@@ -192,9 +200,10 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         raise ConfigError(f"no clip of {', '.join(config.datasets)} has a face the aligner can find; "
                           "check --root and the frames")
     every, chosen = plan_folds(config, [clip for clip, _ in usable])
-    holdout = bool(config.holdout_subjects)
+    holdout = bool(config.holdout_subjects) or config.train_all
+    protocol = "train-all" if config.train_all else "holdout" if holdout else "leave-one-subject-out"
     write_json(config.out / "protocol.json", {
-        "protocol": "holdout" if holdout else "leave-one-subject-out", "class_setting": setting.name,
+        "protocol": protocol, "class_setting": setting.name,
         "class_names": list(setting.class_names), "selection": config.selection_flag,
         "folds": [{"fold": f.index, "dir": fold_dir(config.out, f, holdout).name, "test": list(f.test),
                    "train": list(f.train), "val": list(f.val)} for f in every]})
@@ -206,6 +215,10 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
             continue
         seed = int(np.random.SeedSequence([config.seed, fold.index]).generate_state(1)[0])
         run_fold(config, data, fold, folder, seed, console, progress)
+    if config.train_all:
+        console.print(f"trained on every subject; evaluate {fold_dir(config.out, chosen[0], True)}/"
+                      "checkpoint.safetensors on other data with python -m fdp.evaluate --checkpoint")
+        return {"protocol": protocol}
     summary = aggregate_run(config.out)
     print(summary["markdown"], end="")
     return summary
@@ -234,6 +247,8 @@ def parse_args(argv: list[str] | None) -> tuple[TrainConfig, bool]:
                    help="pick each fold's epoch on its TEST subject (the published habit; optimistic; labelled)")
     p.add_argument("--holdout-subjects", default="", help="comma-separated test subjects of one split, instead "
                                                           "of leave-one-subject-out")
+    p.add_argument("--train-all", action="store_true",
+                   help="train one model on every subject (no test split); evaluate it with fdp.evaluate")
     p.add_argument("--folds", default="", help="comma-separated fold indices or test subjects to run")
     p.add_argument("--device", default=d["device"], help="auto, cpu or cuda (default %(default)s)")
     p.add_argument("--cache-dir", type=Path, default=None, help="crop cache (default ~/.cache/fdp-live/crops)")

@@ -290,3 +290,19 @@ def test_cli_malformed_dataset_root_one_line_error(command: str, tmp_path: Path)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("DatasetLayoutError: " + str(root)) and done.stderr.count("\n") == 1
     assert "Traceback" not in done.stderr
+
+
+@needs_landmarker
+@pytest.mark.slow
+def test_train_all_uses_every_subject_and_writes_one_checkpoint(casme2_root: Path, cache_dir: Path,
+                                                               tmp_path: Path) -> None:
+    out = tmp_path / "all"
+    assert train_main(train_args(casme2_root, out, cache_dir, "--train-all", "--val-fraction", "0")) == 0
+    (record,) = _folds(out)
+    assert record["test_subjects"] == [] and record["clips"]["test"] == 0
+    assert len(record["subjects_used"]["train"]) == 4 and record["selection"]["rule"] == "last-epoch"
+    metadata = read_checkpoint_metadata(out / "folds" / "all" / "checkpoint.safetensors")
+    assert len(json.loads(metadata["train_subjects"])) == 4
+    assert json.loads((out / "protocol.json").read_text())["protocol"] == "train-all"
+    with pytest.raises(ConfigError, match="--train-all trains one model on every subject"):
+        parse_args(train_args(casme2_root, out, cache_dir, "--train-all", "--folds", "0"))
