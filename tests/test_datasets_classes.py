@@ -125,7 +125,7 @@ def test_class_setting_unknown_name_raises_config_error():
         class_setting("casme2-3")
     assert str(info.value) == ("unknown class setting 'casme2-3'; choose one of casme2-native, casme2-5, "
                                "samm-native, samm-5, casme_sq-native, casme_sq-3, casme3-7, casme3-4, casme3-3, "
-                               "megc2019-3")
+                               "megc2019-3, synthetic-4")
 
 
 def test_class_settings_every_default_exists_and_names_are_distinct():

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from fdp.config import SYNTHETIC_CLASSES
 from fdp.data.clips import ClipSample
 from fdp.errors import ConfigError
 
@@ -106,10 +107,12 @@ _SETTINGS = (
         "casme2": {"negative": ("disgust", "repression"), "positive": ("happiness",), "surprise": ("surprise",)},
         "samm": {"negative": ("anger", "contempt", "disgust", "fear", "sadness"), "positive": ("happiness",),
                  "surprise": ("surprise",)}}),
+    _setting("synthetic-4", "Synthetic MEs on real faces, 4 classes", {"synthetic": _native(SYNTHETIC_CLASSES)}),
 )
 CLASS_SETTINGS: Mapping[str, ClassSetting] = MappingProxyType({s.name: s for s in _SETTINGS})
 DEFAULT_SETTINGS: Mapping[str, str] = MappingProxyType(
-    {"casme2": "casme2-5", "samm": "samm-5", "casme_sq": "casme_sq-3", "casme3": "casme3-3"})
+    {"casme2": "casme2-5", "samm": "samm-5", "casme_sq": "casme_sq-3", "casme3": "casme3-3",
+     "synthetic": "synthetic-4"})
 
 
 def class_setting(name: str | ClassSetting) -> ClassSetting:

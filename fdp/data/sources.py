@@ -9,22 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 
-from fdp.config import SYNTHETIC_CLASSES
-from fdp.data.classes import DEFAULT_SETTINGS, ClassSetting, canonical_label, class_setting
+from fdp.data.classes import CLASS_SETTINGS, DEFAULT_SETTINGS, ClassSetting, class_setting
 from fdp.data.clips import ClipSample
 from fdp.data.loading import DATASETS, load_dataset
 from fdp.errors import ConfigError
 
 SYNTHETIC = "synthetic"
 DATASET_IDS: tuple[str, ...] = (*DATASETS, SYNTHETIC)
-
-# The synthetic set's own labels (ARCHITECTURE.md section 7). `fdp.data.classes` holds the real datasets' settings;
-# this one lives beside the only reader that needs it.
-SYNTHETIC_SETTING = ClassSetting(
-    "synthetic-4", "Synthetic MEs on real faces, 4 classes", SYNTHETIC_CLASSES,
-    MappingProxyType({SYNTHETIC: MappingProxyType({canonical_label(c): c for c in SYNTHETIC_CLASSES})}))
 
 
 @dataclass(frozen=True)
@@ -76,15 +68,13 @@ def resolve_setting(name: str, datasets: Sequence[str]) -> ClassSetting:
     """The class setting by name, or the datasets' default when `name` is empty; it must cover every dataset."""
     if not name:
         chosen = set(datasets)
-        if chosen == {SYNTHETIC}:
-            return SYNTHETIC_SETTING
         if chosen == {"casme2", "samm"}:
             return class_setting("megc2019-3")
         if len(chosen) == 1:
             return class_setting(DEFAULT_SETTINGS[datasets[0]])
         raise ConfigError(f"no default class setting for {' + '.join(datasets)}; pass --classes naming one "
                           "that covers them all")
-    setting = SYNTHETIC_SETTING if name == SYNTHETIC_SETTING.name else class_setting(name)
+    setting = class_setting(name)
     uncovered = [d for d in datasets if d not in setting.datasets]
     if uncovered:
         raise ConfigError(f"class setting {setting.name!r} has no classes for {', '.join(uncovered)}; "
@@ -94,6 +84,4 @@ def resolve_setting(name: str, datasets: Sequence[str]) -> ClassSetting:
 
 def setting_names() -> tuple[str, ...]:
     """Every class setting a run may name, for --help."""
-    from fdp.data.classes import CLASS_SETTINGS
-
-    return (*CLASS_SETTINGS, SYNTHETIC_SETTING.name)
+    return tuple(CLASS_SETTINGS)
