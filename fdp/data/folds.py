@@ -43,7 +43,7 @@ class Fold:
 
     @property
     def name(self) -> str:
-        return "+".join(self.test)
+        return "+".join(self.test) or "all subjects"
 
     def split(self, clips: Sequence[ClipSample]) -> tuple[list[ClipSample], list[ClipSample], list[ClipSample]]:
         """(train, val, test) clips of this fold, each in the order given."""
