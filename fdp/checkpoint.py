@@ -17,7 +17,7 @@ from fdp.config import CHECKPOINT_FORMAT, ModelConfig
 from fdp.errors import ConfigError, FDPError, ModelFileError
 from fdp.model import FDP
 
-_FIX = "pass --model with an FDP .safetensors checkpoint (the bundled one is models/fdp_live.safetensors)"
+_FIX = "pass --model with an FDP .safetensors checkpoint (the bundled one is models/fdp_live/model.safetensors)"
 
 
 def save_checkpoint(model: FDP, path: str | Path, metadata: dict[str, str] | None = None) -> Path:

@@ -6,7 +6,7 @@ The batch axis is dynamic (it counts faces). Each graph carries the model config
 no flags. After writing, `onnx.checker` validates each graph and ONNX Runtime is compared with torch at batch 1
 and 4 (timm's `utils/onnx.py` habit).
 
-Usage: python -m fdp.export --checkpoint models/fdp_live.safetensors --out models/
+Usage: python -m fdp.export --checkpoint runs/x/folds/all/checkpoint.safetensors --out models/mine
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,8 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     training_data = read_checkpoint_metadata(args.checkpoint).get("training_data")
     report = export_onnx(load_checkpoint(args.checkpoint), args.out, args.head_dynamic_image, args.opset,
                          args.exporter, training_data)
+    # The folder is then a whole model: the ONNX engine reads the graphs, the torch engine this checkpoint.
+    checkpoint = args.out / "model.safetensors"
+    if not checkpoint.exists() or not checkpoint.samefile(args.checkpoint):
+        shutil.copyfile(args.checkpoint, checkpoint)
     worst = max(report.max_abs_diff.values())
-    print(f"wrote {report.encoder_path} and {report.head_path}; ONNX Runtime matches torch "
+    print(f"wrote {report.encoder_path}, {report.head_path} and {checkpoint}; ONNX Runtime matches torch "
           f"(max |diff| {worst:.1e} over {len(report.max_abs_diff)} outputs at batch 1 and 4)")
     return 0
 

@@ -134,3 +134,14 @@ def test_class_settings_every_default_exists_and_names_are_distinct():
     for setting in CLASS_SETTINGS.values():
         assert len(set(setting.class_names)) == setting.num_classes >= 3
         assert set().union(*(set(m.values()) for m in setting.mapping.values())) == set(setting.class_names)
+
+
+def test_training_data_statement_synthetic_only_says_it_never_saw_real_data():
+    from fdp.data.sources import training_data_statement
+
+    synthetic = training_data_statement(["synthetic/astronaut", "synthetic/grace_hopper"])
+    assert synthetic == ("trained on synthetic micro-expressions (action-unit motions warped onto real faces: "
+                         "astronaut, grace_hopper); it has never seen a real micro-expression dataset and is not a "
+                         "validated emotion reading")
+    real = training_data_statement(["casme2/sub01", "casme2/sub02", "samm/006"])
+    assert real == "trained on CASME II (2 subjects) and SAMM (1 subject)"

@@ -16,11 +16,13 @@ import pytest
 import torch
 
 from builders import build_casme2
+from engines.factory import load_engine
 from fdp.assets import missing_assets
 from fdp.checkpoint import read_checkpoint_metadata
 from fdp.clip_batches import Augmentation, augment_clip, class_weights, epoch_order
 from fdp.config import preset
 from fdp.errors import ConfigError
+from fdp.export import main as export_main
 from fdp.metrics import confusion_matrix, score
 from fdp.model import FDP
 from fdp.train import main as train_main
@@ -301,8 +303,17 @@ def test_train_all_uses_every_subject_and_writes_one_checkpoint(casme2_root: Pat
     (record,) = _folds(out)
     assert record["test_subjects"] == [] and record["clips"]["test"] == 0
     assert len(record["subjects_used"]["train"]) == 4 and record["selection"]["rule"] == "last-epoch"
-    metadata = read_checkpoint_metadata(out / "folds" / "all" / "checkpoint.safetensors")
+    checkpoint = out / "folds" / "all" / "checkpoint.safetensors"
+    metadata = read_checkpoint_metadata(checkpoint)
     assert len(json.loads(metadata["train_subjects"])) == 4
+    assert metadata["training_data"] == "trained on CASME II (4 subjects)"
+    # fdp.export turns the checkpoint into a whole model folder: every engine runs it and says what it learned from
+    folder = tmp_path / "model"
+    assert export_main(["--checkpoint", str(checkpoint), "--out", str(folder)]) == 0
+    for kind in ("onnxruntime", "torch"):
+        engine, _ = load_engine(folder, kind)
+        assert engine.training_data == metadata["training_data"] and engine.config.class_names == tuple(
+            json.loads((out / "protocol.json").read_text())["class_names"])
     assert json.loads((out / "protocol.json").read_text())["protocol"] == "train-all"
     with pytest.raises(ConfigError, match="--train-all trains one model on every subject"):
         parse_args(train_args(casme2_root, out, cache_dir, "--train-all", "--folds", "0"))

@@ -64,6 +64,27 @@ def load_sources(datasets: Sequence[str], roots: Sequence[Path]) -> SourceLoad:
     return SourceLoad(tuple(clips), tuple(summaries), skipped)
 
 
+def training_data_statement(subject_keys: Sequence[str]) -> str:
+    """What a model trained on these subjects ('dataset/subject') learned from, in words every output can show.
+
+    A model trained only on the synthetic set says plainly that it never saw a real micro-expression."""
+    by_dataset: dict[str, list[str]] = {}
+    for key in subject_keys:
+        dataset, subject = key.split("/", 1)
+        by_dataset.setdefault(dataset, []).append(subject)
+    parts = []
+    for dataset, subjects in by_dataset.items():
+        if dataset == SYNTHETIC:
+            parts.append(f"synthetic micro-expressions (action-unit motions warped onto real faces: "
+                         f"{', '.join(subjects)})")
+        else:
+            parts.append(f"{DATASETS[dataset].title} ({len(subjects)} subject{'s' * (len(subjects) != 1)})")
+    statement = "trained on " + " and ".join(parts)
+    if set(by_dataset) == {SYNTHETIC}:
+        statement += "; it has never seen a real micro-expression dataset and is not a validated emotion reading"
+    return statement
+
+
 def resolve_setting(name: str, datasets: Sequence[str]) -> ClassSetting:
     """The class setting by name, or the datasets' default when `name` is empty; it must cover every dataset."""
     if not name:
