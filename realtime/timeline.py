@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def plot_timeline(timeline: Timeline, title: str, path: Path) -> Path:
     bottom.plot(timeline.media_s, timeline.motion, color="k", lw=1)
     bottom.set_ylabel("window motion")
     bottom.set_xlabel("video time (s)")
-    figure.suptitle(f"{title}\n{timeline.model}", fontsize=9)
+    figure.suptitle(f"{title}\n" + textwrap.fill(timeline.model, 120), fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
