@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import logging
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -114,6 +115,8 @@ def _export_graph(spec: GraphSpec, path: Path, opset: int, exporter: str) -> Non
             torch.onnx.export(spec.module, (example,), str(path), opset_version=opset, dynamo=False,
                               dynamic_axes=axes, do_constant_folding=True, **names)
         elif exporter == "dynamo":
+            # it warns once per torchvision operator it cannot register when torchvision is absent (irrelevant here)
+            logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
             batch = torch.export.Dim("batch", min=1, max=1024)
             program = torch.onnx.export(spec.module, (example,), dynamo=True, opset_version=opset,
                                         dynamic_shapes={"frames" if spec.role == "encoder" else "pooled": {0: batch}},
