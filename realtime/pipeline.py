@@ -69,18 +69,23 @@ class LivePipeline:
         model = engine.config
         self.window_s = config.window_s or model.window_s
         self.labels = model.class_names
-        settings = SpotterSettings(p_active=config.p_active)
-        self.tracker: FaceTracker[FaceState] = FaceTracker(
-            lambda face_id: FaceState(
-                FaceWindow(model.frames, self.window_s, model.rank_dim, (model.image_size, model.image_size)
-                           if model.in_chans == 1 else (model.image_size, model.image_size, 3)),
-                Spotter(face_id, self.labels, self.window_s, settings)),
-            max_faces=config.max_faces, lost_after_s=max(0.5, self.window_s))
+        self.spotter_settings = SpotterSettings(p_active=config.p_active)
+        self.tracker: FaceTracker[FaceState] = FaceTracker(self._new_face, max_faces=config.max_faces,
+                                                           lost_after_s=max(0.5, self.window_s))
         self._unix_offset_ns = time.time_ns() - time.monotonic_ns()
         self.frames = 0
         self.events = 0
         self._next_status_ns = 0
         self._next_frame_ns = 0
+
+    def _new_face(self, face_id: int) -> FaceState:
+        """A new face's window, and its spotter, which times events from the frames that window holds."""
+        model = self.engine.config
+        side = model.image_size
+        window = FaceWindow(model.frames, self.window_s, model.rank_dim,
+                            (side, side) if model.in_chans == 1 else (side, side, 3))
+        spotter = Spotter(face_id, self.labels, self.window_s, self.spotter_settings, history=window.between)
+        return FaceState(window, spotter)
 
     def run(self, stop: StopRequest) -> EndOfStream:
         warm_up()

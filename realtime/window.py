@@ -18,13 +18,18 @@ from fdp.rank_pooling import rank_pool_gather
 
 
 class FaceWindow:
-    """The recent frames of one tracked face. Pooling reads the ring in place (no copy of the window)."""
+    """The recent frames of one tracked face. Pooling reads the ring in place (no copy of the window).
+
+    The ring remembers `HISTORY_WINDOWS` window lengths, more than one window needs, so that when the spotter
+    closes an event it can still read every frame the event's windows saw (see `between`)."""
+
+    HISTORY_WINDOWS = 4
 
     def __init__(self, steps: int, window_s: float, rank_dim: int, crop_shape: tuple[int, ...],
                  max_fps: float = 240.0):
         self.steps = steps
         self.window_s = window_s
-        self.capacity = max(2 * steps, math.ceil(window_s * max_fps) + steps)
+        self.capacity = max(2 * steps, math.ceil(self.HISTORY_WINDOWS * window_s * max_fps) + steps)
         self.times_s = np.full(self.capacity, -np.inf)
         self.crops = np.zeros((self.capacity, *crop_shape), np.uint8)
         self.rank_features = np.zeros((self.capacity, rank_dim), np.float32)
@@ -79,6 +84,13 @@ class FaceWindow:
     def dynamic_image(self, slots: np.ndarray) -> np.ndarray:
         """Approximate rank pooling of the raw crops over the resampled steps, float32, the crop's shape."""
         return rank_pool_gather(self.crops, slots)
+
+    def between(self, start_s: float, end_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(times_s, frame_indices, crops) of the frames held from start_s to end_s, oldest first (copies)."""
+        slots = self._ordered_slots()
+        times = self.times_s[slots]
+        chosen = slots[(times >= start_s) & (times <= end_s)]
+        return self.times_s[chosen], self.frame_indices[chosen], self.crops[chosen]
 
     def clear(self) -> None:
         self.count = 0

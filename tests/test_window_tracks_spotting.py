@@ -7,7 +7,7 @@ import pytest
 
 from fdp.data.sampling import window_frame_indices
 from fdp.rank_pooling import rank_pool_reference
-from realtime.spotting import NeutralBaseline, Spotter, SpotterSettings, window_motion
+from realtime.spotting import NeutralBaseline, Spotter, SpotterSettings, motion_span, window_motion
 from realtime.tracks import FaceTracker, box_iou
 from realtime.window import FaceWindow
 
@@ -110,3 +110,68 @@ def test_spotter_calibrated_baseline_raises_threshold():
     spotter = Spotter(0, LABELS, window_s=0.5, settings=SpotterSettings(), baseline=baseline)
     assert spotter.threshold == pytest.approx(2.0 + 4.0 * 1.4826 * 0.2)
     assert run_spotter(spotter, 1.0, 1.7) == []
+
+
+def me_crops(fps: float, seconds: float, onset_s: float, offset_s: float, shift_px: float = 2.0,
+             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(times, crops) of a textured 32x32 face at rest with sensor noise, whose texture slides `shift_px` down
+    between onset and offset and back: up over the first third, held, back over the last third (ME-like)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    texture = cv2.GaussianBlur(rng.uniform(0, 255, (48, 48)).astype(np.float32), (0, 0), 2.0)
+    times = np.arange(int(seconds * fps)) / fps
+    third = (offset_s - onset_s) / 3
+    ramp = np.clip(np.minimum((times - onset_s) / third, (offset_s - times) / third), 0.0, 1.0)
+    crops = []
+    for amount in ramp:
+        moved = cv2.warpAffine(texture, np.float32([[1, 0, 0], [0, 1, shift_px * amount]]), (48, 48))
+        crops.append(np.clip(moved[8:40, 8:40] + rng.normal(0, 0.8, (32, 32)), 0, 255).astype(np.uint8))
+    return times, np.stack(crops)
+
+
+@pytest.mark.parametrize("fps", [30.0, 200.0])
+def test_spotter_frame_timing_finds_onset_and_offset_of_the_motion(fps):
+    window_s = 0.5
+    times, crops = me_crops(fps, 2.5, onset_s=1.0, offset_s=1.3)
+    window = FaceWindow(8, window_s, rank_dim=3, crop_shape=(32, 32), max_fps=fps)
+    spotter = Spotter(0, LABELS, window_s, SpotterSettings(), history=window.between)
+    expressive, quiet = np.array([0.1, 0.1, 0.7, 0.1]), np.array([0.9, 0.05, 0.03, 0.02])
+    events = []
+    for i, (t, crop) in enumerate(zip(times, crops)):
+        window.push(t, i, crop, np.zeros(3, np.float32), 0.0)
+        on = 1.35 <= t < 1.6  # the model fires for a while after the motion, as it does live: shorter than a window
+        _, event = spotter.update(t, i, 1000.0 + t, expressive if on else quiet, 2.0 if on else 0.01)
+        events.append(event)
+    (event,) = [e for e in events if e is not None]
+    frame_s = 1.0 / fps
+    assert event.label == "positive"
+    assert event.onset_media_s == pytest.approx(1.0, abs=0.05 + frame_s)
+    assert event.offset_media_s == pytest.approx(1.3, abs=0.05 + frame_s)
+    assert event.duration_s == pytest.approx(0.3, abs=0.1)
+    assert times[event.onset_frame] == event.onset_media_s and times[event.offset_frame] == event.offset_media_s
+    assert event.onset_time_unix == pytest.approx(1000.0 + event.onset_media_s)
+
+
+def test_spotter_frame_timing_motion_longer_than_micro_is_dropped():
+    times, crops = me_crops(30.0, 3.0, onset_s=0.9, offset_s=1.7)  # 0.8 s: a macro-expression
+    window = FaceWindow(8, 0.5, rank_dim=3, crop_shape=(32, 32), max_fps=30.0)
+    spotter = Spotter(0, LABELS, 0.5, SpotterSettings(), history=window.between)
+    events = []
+    for i, (t, crop) in enumerate(zip(times, crops)):
+        window.push(t, i, crop, np.zeros(3, np.float32), 0.0)
+        on = 1.5 <= t < 1.9
+        events.append(spotter.update(t, i, t, np.array([0.1, 0.7, 0.1, 0.1]) if on else np.array([0.9, 0.04, 0.03, 0.03]),
+                                     2.0 if on else 0.01)[1])
+    assert [e for e in events if e is not None] == []
+
+
+def test_motion_span_still_face_is_none_and_window_between_returns_held_frames():
+    times, crops = me_crops(30.0, 1.0, onset_s=5.0, offset_s=6.0)  # nothing moves within the clip
+    assert motion_span(np.repeat(crops[:1], 10, axis=0)) is None
+    window = FaceWindow(8, 0.5, rank_dim=3, crop_shape=(32, 32), max_fps=30.0)
+    for i, (t, crop) in enumerate(zip(times, crops)):
+        window.push(t, i, crop, np.zeros(3, np.float32), 0.0)
+    held_times, frames, held = window.between(0.2, 0.5)
+    assert list(frames) == list(range(6, 16)) and np.array_equal(held, crops[6:16])
+    assert np.array_equal(held_times, times[6:16])
