@@ -75,7 +75,8 @@ def split_items(data: FoldData, fold: Fold) -> tuple[list[ClipItem], list[ClipIt
 def fold_metadata(fold: Fold, setting: ClassSetting, rule: str, label: str, epoch: int,
                   metrics: dict[str, Any], config: TrainConfig) -> dict[str, str]:
     """String metadata for the fold's checkpoint: what it was trained on and how it was selected."""
-    return {"training_data": training_data_statement(fold.train + fold.val), "fold": str(fold.index), "test_subjects": json.dumps(fold.test), "train_subjects": json.dumps(fold.train),
+    return {"training_data": training_data_statement(fold.train), "fold": str(fold.index),
+            "test_subjects": json.dumps(fold.test), "train_subjects": json.dumps(fold.train),
             "val_subjects": json.dumps(fold.val), "class_setting": setting.name, "selection_rule": rule,
             "selection": label, "select_on_test": json.dumps(config.select_on_test), "selected_epoch": str(epoch),
             "metrics": json.dumps(metrics), "train_config": json.dumps(config.to_dict())}
