@@ -187,7 +187,7 @@ class Spotter:
         times, frames, crops = self.history(run.first_s - 2 * self.window_s, run.last_s)
         seen = int(np.searchsorted(times, run.first_s - self.window_s))
         # the first window of a new face starts up to a step after first_s - window_s: a quarter window of slack
-        if not len(times) or times[0] > run.first_s - 0.75 * self.window_s or seen >= len(times):
+        if not len(times) or times[0] > run.first_s - 0.75 * self.window_s:
             return None
         frame_s = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
         step = max(1, round(SPAN_STEP_S / frame_s)) if frame_s > 0 else 1
