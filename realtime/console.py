@@ -32,11 +32,12 @@ class ConsoleStatus:
                    if payload["e2e_ms_p50"] is not None else "e2e -")
             faces = " ".join(f"face {i}: {label}" for i, label in sorted(self._labels.items())) or "no face"
             self._print(f"{payload['fps']:5.1f} fps | {e2e} | dropped {payload['dropped_frames']} | "
-                        f"{payload['faces']} face(s) | {faces}")
+                        f"{payload['faces']} face(s) | {faces}"
+                        + (" | learning baseline" if "learning" in payload["baseline"] else ""))
         elif message.topic == schema.TOPIC_EVENT:
             probs = ", ".join(f"{k} {v:.2f}" for k, v in payload["probs"].items())
             self._print(f"ME face {payload['face_id']}: {payload['label']} at {payload['onset_media_s']:.2f} s "
-                        f"({payload['duration_s'] * 1000:.0f} ms; {probs})")
+                        f"({payload['duration_s'] * 1000:.0f} ms, {', '.join(payload['regions'])}; {probs})")
         elif message.topic == schema.TOPIC_END:
             self._print(f"end: {payload['reason']}; {payload['frames']} frames, {payload['events']} event(s)")
 

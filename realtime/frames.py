@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-LATENCY_STAGES: tuple[str, ...] = ("align", "encode", "pool", "head", "e2e")
+LATENCY_STAGES: tuple[str, ...] = ("align", "spot", "encode", "pool", "head", "e2e")
 """The pipeline stages timed per window, in order; `e2e` runs from the frame's grab to its result."""
 
 
@@ -80,8 +80,8 @@ class Prediction:
     window_s: float  # the duration the window spans
     label: str
     probs: Mapping[str, float]  # {label: probability}, in the model's class order
-    motion: float  # spotting score against the neutral baseline
-    me_active: bool  # the spotter believes a micro-expression is under way
+    motion: float  # the spotter's score this frame: largest region motion, in resting deviations
+    me_active: bool  # the spotter has an interval open (a micro-expression may be under way)
     latency_ms: Mapping[str, float]  # one entry per LATENCY_STAGES
 
     def __post_init__(self) -> None:
@@ -94,22 +94,27 @@ class Prediction:
 
 @dataclass(frozen=True)
 class MEEvent:
-    """A micro-expression spotted from onset to offset and classified (topic `fdp/event`)."""
+    """A micro-expression spotted from onset to offset, then classified on that interval (topic `fdp/event`)."""
 
     face_id: int
     onset_frame: int
+    apex_frame: int
     offset_frame: int
     onset_media_s: float
+    apex_media_s: float
     offset_media_s: float
     onset_time_unix: float
     offset_time_unix: float
     duration_s: float
-    label: str
-    probs: Mapping[str, float]
-    peak_motion: float
+    label: str  # the most probable expression class (a model's `none` class is never an event's label)
+    probs: Mapping[str, float]  # the classifier's probabilities over the interval, every class
+    peak_motion: float  # the spotter's peak score: largest region motion, resting deviations
+    regions: tuple[str, ...]  # facial regions that moved, strongest first
+    spotter: str  # what spotted it (name and version)
 
     def __post_init__(self) -> None:
         _frozen_mapping(self, "probs", self.probs)
+        object.__setattr__(self, "regions", tuple(str(region) for region in self.regions))
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,8 @@ class StatusReport:
     e2e_ms_p99: float | None
     dropped_frames: int
     faces: int
+    spotter: str  # what spots events
+    baseline: str  # whose resting noise the spotter's thresholds are in: a user's profile, or a running baseline
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(str(label) for label in self.labels))

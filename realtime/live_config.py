@@ -30,7 +30,10 @@ class LiveConfig:
     landmarker: str | None = None  # face_landmarker.task; None: $FDP_LANDMARKER, else the fetched asset
     max_faces: int = 1
     window_s: float | None = None  # None: the model's own window (0.5 s for the bundled model)
-    p_active: float = 0.5  # spotting: minimum probability of the non-none classes
+    spot_z: float = 5.0  # spotting: a region must move this many resting deviations to open an interval
+    user: str | None = None  # load this user's neutral profile (or, with --calibrate, record it)
+    profiles: str | None = None  # folder of neutral profiles; None: $FDP_PROFILES_DIR or ~/.local/share/fdp-live
+    calibrate: float | None = None  # record SECONDS of the user's neutral face into a profile, then exit
     zmq: str = DEFAULT_ENDPOINT  # "off" disables the publisher
     zmq_frames: bool = False  # also publish annotated frames (a few per second)
     frames_per_s: float = 5.0  # rate of fdp/frame messages
@@ -53,8 +56,14 @@ class LiveConfig:
             raise ConfigError(f"--max-faces {self.max_faces}: use 1 or more")
         if self.window_s is not None and not 0.05 <= self.window_s <= 5.0:
             raise ConfigError(f"--window-s {self.window_s}: use 0.05 to 5 seconds (0.5 s spans the longest ME)")
-        if not 0.0 < self.p_active <= 1.0:
-            raise ConfigError(f"--p-active {self.p_active}: use a probability in (0, 1]")
+        if not 2.5 < self.spot_z <= 50.0:
+            raise ConfigError(f"--spot-z {self.spot_z}: use more than 2.5 and at most 50 resting deviations "
+                              "(default 5; lower finds fainter motion and more false events)")
+        if self.calibrate is not None:
+            if not 3.0 <= self.calibrate <= 600.0:
+                raise ConfigError(f"--calibrate {self.calibrate}: record 3 to 600 seconds (10-30 s is typical)")
+            if self.user is None:
+                raise ConfigError("--calibrate needs --user NAME: the profile is stored under that name")
         if self.frames_per_s <= 0:
             raise ConfigError(f"--frames-per-s {self.frames_per_s}: use a positive rate")
         if not 1 <= self.preview_port <= 65535:
@@ -77,7 +86,12 @@ HELP = {
     "engine": "inference backend", "device": "cpu, or cuda / cuda:N with --engine torch",
     "threads": "ONNX Runtime threads", "landmarker": "MediaPipe face_landmarker.task to use",
     "max_faces": "faces tracked at once", "window_s": "window duration in seconds (default: the model's)",
-    "p_active": "spotting: minimum probability of the micro-expression classes",
+    "spot_z": "spotting sensitivity: resting deviations a facial region must move to count (lower: fainter "
+              "motions and more false events)",
+    "user": "use this person's neutral profile (record it first with --calibrate SECONDS --user NAME)",
+    "profiles": "folder of neutral profiles (default $FDP_PROFILES_DIR, else ~/.local/share/fdp-live/profiles)",
+    "calibrate": "record SECONDS of your neutral face (look at the camera, relax, blink normally) into the "
+                 "--user profile, then exit",
     "zmq": "ZeroMQ PUB endpoint, or 'off'", "zmq_frames": "also publish annotated frames on fdp/frame",
     "frames_per_s": "rate of annotated frames", "record": "write every message to this JSONL file",
     "headless": "no preview page", "preview_host": "address the preview page binds (default: this machine only)",
@@ -90,7 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The run_live.py command line, with every default taken from LiveConfig."""
     parser = argparse.ArgumentParser(
         prog="run_live.py", description="Spot and recognize facial micro-expressions live with FDP.",
-        epilog="The bundled model is trained on synthetic micro-expressions of real faces, not on an ME dataset.")
+        epilog="What spots and what labels: a class-agnostic spotter (optical flow in facial regions, with blinks, "
+               "talking, head motion and light changes set aside, thresholds in units of your resting noise) finds "
+               "each micro-expression's onset, apex and offset; the model then labels that interval. The bundled "
+               "model is trained on synthetic micro-expressions of real faces, not on an ME dataset.")
     for field in dataclasses.fields(LiveConfig):
         flag = "--" + field.name.replace("_", "-")
         kwargs: dict[str, Any] = {"default": field.default, "help": HELP[field.name]}

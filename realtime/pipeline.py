@@ -1,4 +1,9 @@
-"""The live loop: capture -> align -> track -> encode (once per new frame) -> window -> pool -> head -> spot -> publish.
+"""The live loop: capture -> align -> track -> spot -> encode (once per new frame) -> window -> pool -> head -> publish.
+
+Spot, then recognize: the class-agnostic spotter (`realtime.spotting`) finds each micro-expression's onset, apex
+and offset; once the frames its training-style window reaches have arrived, the classifier labels that interval
+from the encoder outputs already cached (one pooling and one head call). Per-window predictions keep flowing for
+the page and subscribers, but they never decide that an event happened, so a model with no `none` class runs too.
 
 The capture thread never waits on us (live sources drop the oldest frame) and publishers never wait on the loop
 (the fan-out queues and drops); this loop runs on the caller's thread and stops on end of stream, `max_frames`, or
@@ -9,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +26,20 @@ from fdp.rank_pooling import warm_up
 from realtime.annotate import annotate
 from realtime.capture import VideoSource
 from realtime.console import ConsoleStatus
-from realtime.frames import AnnotatedFrame, EndOfStream, Frame, Prediction, StatusReport
+from realtime.frames import AnnotatedFrame, EndOfStream, Frame, MEEvent, Prediction, StatusReport
 from realtime.latency import LatencyMonitor
 from realtime.live_config import LiveConfig, resolve_input
+from realtime.neutral_recording import load_user_profile
 from realtime.publishers.base import Publisher, PublisherFanout
 from realtime.publishers.recorder import JsonlRecorder
 from realtime.publishers.zmq import ZmqPublisher
-from realtime.spotting import Spotter, SpotterSettings, window_motion
+from calibration.neutral import NeutralProfile
+from realtime.spotting import SPOTTER_NAME, FaceSpotter, SpottedInterval, SpotterSettings
 from realtime.tracks import FaceTracker, Track
 from realtime.window import FaceWindow
 
 STATUS_PERIOD_S = 1.0
+NONE_LABEL = "none"  # a model's no-expression class (the bundled model has one): never an event's label
 
 
 class StopRequest(threading.Event):
@@ -49,7 +57,8 @@ class StopRequest(threading.Event):
 @dataclass
 class FaceState:
     window: FaceWindow
-    spotter: Spotter
+    spotter: FaceSpotter
+    pending: list[SpottedInterval] = field(default_factory=list)  # spotted, waiting for their window's frames
     last: Prediction | None = None
     dynamic_image: np.ndarray | None = None  # of the last window's raw crops, for the preview
 
@@ -58,7 +67,8 @@ class LivePipeline:
     """One run over one source with one engine; `run` returns the end-of-stream record it published."""
 
     def __init__(self, config: LiveConfig, engine: Engine, aligner: FaceAligner, source: VideoSource,
-                 fanout: PublisherFanout, model_name: str, monitor: LatencyMonitor | None = None):
+                 fanout: PublisherFanout, model_name: str, monitor: LatencyMonitor | None = None,
+                 profile: NeutralProfile | None = None):
         self.config = config
         self.engine = engine
         self.aligner = aligner
@@ -69,7 +79,10 @@ class LivePipeline:
         model = engine.config
         self.window_s = config.window_s or model.window_s
         self.labels = model.class_names
-        self.spotter_settings = SpotterSettings(p_active=config.p_active)
+        self.spotter_settings = SpotterSettings(open_z=config.spot_z)
+        self.profile = profile
+        self._label_choices = [i for i, label in enumerate(self.labels) if label != NONE_LABEL] or \
+            list(range(len(self.labels)))
         self.tracker: FaceTracker[FaceState] = FaceTracker(self._new_face, max_faces=config.max_faces,
                                                            lost_after_s=max(0.5, self.window_s))
         self._unix_offset_ns = time.time_ns() - time.monotonic_ns()
@@ -79,13 +92,20 @@ class LivePipeline:
         self._next_frame_ns = 0
 
     def _new_face(self, face_id: int) -> FaceState:
-        """A new face's window, and its spotter, which times events from the frames that window holds."""
+        """A new face's window (which caches its encoder outputs) and its spotter."""
         model = self.engine.config
         side = model.image_size
         window = FaceWindow(model.frames, self.window_s, model.rank_dim,
                             (side, side) if model.in_chans == 1 else (side, side, 3))
-        spotter = Spotter(face_id, self.labels, self.window_s, self.spotter_settings, history=window.between)
-        return FaceState(window, spotter)
+        return FaceState(window, FaceSpotter(self.spotter_settings, self.profile))
+
+    @property
+    def baseline(self) -> str:
+        """Whose resting noise the spotter's thresholds are in, as status messages and the start line say it."""
+        if self.profile is not None:
+            return f"profile of {self.profile.user}"
+        learning = any(track.state.spotter.learning for track in self.tracker.tracks.values())
+        return "running baseline (learning)" if learning else "running baseline"
 
     def run(self, stop: StopRequest) -> EndOfStream:
         warm_up()
@@ -107,7 +127,7 @@ class LivePipeline:
         else:
             reason = stop.reason
         for track in list(self.tracker.tracks.values()):
-            self._publish_event(track.state.spotter.close())
+            self._label_intervals(track, final=True)
         end = EndOfStream(reason=reason, frames=self.frames, events=self.events)
         self.fanout.publish(end)
         return end
@@ -131,43 +151,68 @@ class LivePipeline:
     def _predict(self, frame: Frame, tracked: list[tuple[AlignedFace, Track[FaceState]]],
                  timings: dict[str, float]) -> None:
         start = time.perf_counter()
+        spots = [track.state.spotter.update(frame.image, face.face, frame.media_s, frame.index)
+                 for face, track in tracked]
+        for (_, track), spot in zip(tracked, spots):
+            if spot.step.interval is not None:
+                track.state.pending.append(spot.step.interval)
+        timings["spot"] = (time.perf_counter() - start) * 1e3
+        start = time.perf_counter()
         encoded = self.engine.encode(crops_to_input(np.stack([face.crop for face, _ in tracked])))
         timings["encode"] = (time.perf_counter() - start) * 1e3
         for i, (face, track) in enumerate(tracked):
             track.state.window.push(frame.media_s, frame.index, face.crop, encoded.rank_features[i],
                                     float(encoded.scores[i]))
-        ready = [track for _, track in tracked if track.state.window.ready]
+        time_unix = (frame.t_capture_ns + self._unix_offset_ns) / 1e9
+        for _, track in tracked:
+            self._label_intervals(track, time_unix=time_unix)
+        ready = [(track, spot) for (_, track), spot in zip(tracked, spots) if track.state.window.ready]
         if not ready:
             return
         start = time.perf_counter()
-        slots = [track.state.window.resample() for track in ready]
-        pooled = np.stack([track.state.window.pooled(s) for track, s in zip(ready, slots)])
-        for track, s in zip(ready, slots):
+        slots = [track.state.window.resample() for track, _ in ready]
+        pooled = np.stack([track.state.window.pooled(s) for (track, _), s in zip(ready, slots)])
+        for (track, _), s in zip(ready, slots):
             track.state.dynamic_image = track.state.window.dynamic_image(s)
-        motions = [window_motion(track.state.dynamic_image, len(s)) for track, s in zip(ready, slots)]
         timings["pool"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         head = self.engine.head(pooled)
         timings["head"] = (time.perf_counter() - start) * 1e3
-        time_unix = (frame.t_capture_ns + self._unix_offset_ns) / 1e9
-        for track, probs, motion in zip(ready, head.probs, motions):
-            active, event = track.state.spotter.update(frame.media_s, frame.index, time_unix, probs, motion)
+        for (track, spot), probs in zip(ready, head.probs):
             timings["e2e"] = (time.monotonic_ns() - frame.t_capture_ns) / 1e6
             prediction = Prediction(
                 face_id=track.face_id, frame_index=frame.index, media_s=frame.media_s,
                 t_capture_ns=frame.t_capture_ns, time_unix=time_unix, window_s=self.window_s,
                 label=self.labels[int(np.argmax(probs))], probs=dict(zip(self.labels, map(float, probs))),
-                motion=motion, me_active=active, latency_ms=dict(timings))
+                motion=spot.step.score, me_active=spot.step.active, latency_ms=dict(timings))
             track.state.last = prediction
             self.fanout.publish(prediction)
-            self._publish_event(event)
         for stage, value in timings.items():
             self.monitor.record_ms(stage, value)
 
-    def _publish_event(self, event) -> None:
-        if event is not None:
-            self.events += 1
-            self.fanout.publish(event)
+    def _label_intervals(self, track: Track[FaceState], time_unix: float | None = None, final: bool = False) -> None:
+        """Classify each spotted interval of a face whose window's frames have all arrived (at the end of the
+        stream: every one, with the frames there are), and publish it as an event."""
+        state = track.state
+        newest_s = state.window.newest_s
+        time_unix = time.time() if time_unix is None else time_unix
+        while state.pending and (final or state.window.interval_ready(state.pending[0].onset_s,
+                                                                      state.pending[0].offset_s)):
+            interval = state.pending.pop(0)
+            slots = state.window.interval_slots(interval.onset_s, interval.offset_s)
+            probs = self.engine.head(state.window.pooled(slots)[None]).probs[0]
+            label = max(self._label_choices, key=lambda i: probs[i])
+            self._publish_event(MEEvent(
+                face_id=track.face_id, onset_frame=interval.onset_frame, apex_frame=interval.apex_frame,
+                offset_frame=interval.offset_frame, onset_media_s=interval.onset_s, apex_media_s=interval.apex_s,
+                offset_media_s=interval.offset_s, onset_time_unix=time_unix - (newest_s - interval.onset_s),
+                offset_time_unix=time_unix - (newest_s - interval.offset_s), duration_s=interval.duration_s,
+                label=self.labels[label], probs=dict(zip(self.labels, map(float, probs))),
+                peak_motion=interval.peak_z, regions=interval.regions, spotter=SPOTTER_NAME))
+
+    def _publish_event(self, event: MEEvent) -> None:
+        self.events += 1
+        self.fanout.publish(event)
 
     def _publish_status(self) -> None:
         self._next_status_ns = time.monotonic_ns() + int(STATUS_PERIOD_S * 1e9)
@@ -176,7 +221,7 @@ class LivePipeline:
             labels=self.labels, model=self.model_name, engine=f"{self.engine.name} {self.engine.precision}",
             device=self.engine.device, fps=snapshot.fps, e2e_ms_p50=snapshot.p50_ms["e2e"],
             e2e_ms_p99=snapshot.p99_ms["e2e"], dropped_frames=self.source.dropped_frames,
-            faces=len(self.tracker.tracks)))
+            faces=len(self.tracker.tracks), spotter=SPOTTER_NAME, baseline=self.baseline))
 
     def _publish_frame(self, frame: Frame) -> None:
         boxes = {track.face_id: track.box for track in self.tracker.tracks.values()}
@@ -199,6 +244,7 @@ def describe_model(engine: Engine, model_path: str | None) -> str:
 
 def run_live(config: LiveConfig, stop: StopRequest, log=None) -> EndOfStream:
     """Build everything the run needs (failing fast with one-line errors), run it, and release everything."""
+    profile = load_user_profile(config)  # before the engine: a wrong profile is one line, at once
     engine, reason = load_engine(config.model, config.engine, device=config.device, threads=config.threads)
     model_name = describe_model(engine, config.model)
     spec, paced = resolve_input(config)
@@ -228,7 +274,12 @@ def run_live(config: LiveConfig, stop: StopRequest, log=None) -> EndOfStream:
         (log or print_line)(
             f"FDP Live | model {model_name} | engine {engine.name} {engine.precision} on {engine.device} "
             f"({reason}) | input {source.name}{' (paced)' if paced else ''} | {' | '.join(outputs) or 'no outputs'}")
-        return LivePipeline(config, engine, aligner, source, fanout, model_name).run(stop)
+        pipeline = LivePipeline(config, engine, aligner, source, fanout, model_name, profile=profile)
+        (log or print_line)(f"spotting: {SPOTTER_NAME}; thresholds in units of the {pipeline.baseline}"
+                            + ("" if profile else " (learned from this stream's first idle second; record a "
+                               "profile with --calibrate SECONDS --user NAME)") + "; labels: the model, on each "
+                            "spotted interval")
+        return pipeline.run(stop)
     finally:
         if source is not None:
             source.stop()

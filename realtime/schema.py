@@ -1,8 +1,8 @@
 """The ZeroMQ message schema (ARCHITECTURE.md §5): the only module that encodes or decodes a message.
 
 One table (`FIELDS`) says which fields each topic carries and of what kind; `encode`, `validate` and `decode`
-all read it, so the encoder, the subscriber and the tests cannot disagree. Any change to the table bumps
-`SCHEMA_VERSION`. Consumers ignore fields they do not know.
+all read it, so the encoder, the subscriber and the tests cannot disagree. A field that changes meaning, or goes
+away, bumps `SCHEMA_VERSION`; a new field does not, because consumers ignore fields they do not know.
 """
 
 from __future__ import annotations
@@ -47,13 +47,15 @@ FIELDS: dict[str, dict[str, str]] = {
         "latency_ms": "latency",
     },
     TOPIC_EVENT: {
-        "face_id": "int", "onset_frame": "count", "offset_frame": "count", "onset_media_s": "float",
-        "offset_media_s": "float", "onset_time_unix": "float", "offset_time_unix": "float", "duration_s": "float",
-        "label": "str", "probs": "probs", "peak_motion": "float",
+        "face_id": "int", "onset_frame": "count", "apex_frame": "count", "offset_frame": "count",
+        "onset_media_s": "float", "apex_media_s": "float", "offset_media_s": "float", "onset_time_unix": "float",
+        "offset_time_unix": "float", "duration_s": "float", "label": "str", "probs": "probs", "peak_motion": "float",
+        "regions": "labels", "spotter": "str",
     },
     TOPIC_STATUS: {
         "labels": "labels", "model": "str", "engine": "str", "device": "str", "fps": "float",
         "e2e_ms_p50": "float?", "e2e_ms_p99": "float?", "dropped_frames": "count", "faces": "count",
+        "spotter": "str", "baseline": "str",
     },
     TOPIC_END: {"reason": "str", "frames": "count", "events": "count"},
     TOPIC_FRAME: {"frame_index": "count", "t_capture_ns": "int", "width": "count", "height": "count"},

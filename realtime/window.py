@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from fdp.data.sampling import nearest_indices
+from fdp.data.sampling import nearest_indices, window_frame_indices
 from fdp.rank_pooling import rank_pool_gather
 
 
@@ -21,7 +21,7 @@ class FaceWindow:
     """The recent frames of one tracked face. Pooling reads the ring in place (no copy of the window).
 
     The ring remembers `HISTORY_WINDOWS` window lengths, more than one window needs, so that when the spotter
-    closes an event it can still read every frame the event's windows saw (see `between`)."""
+    closes an interval its frames are still held for the event's own classification (see `interval_slots`)."""
 
     HISTORY_WINDOWS = 4
 
@@ -85,14 +85,16 @@ class FaceWindow:
         """Approximate rank pooling of the raw crops over the resampled steps, float32, the crop's shape."""
         return rank_pool_gather(self.crops, slots)
 
-    def between(self, start_s: float, end_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(times_s, frame_indices, crops) of the frames held from start_s to end_s, oldest first (copies)."""
-        slots = self._ordered_slots()
-        times = self.times_s[slots]
-        chosen = slots[(times >= start_s) & (times <= end_s)]
-        return self.times_s[chosen], self.frame_indices[chosen], self.crops[chosen]
+    def interval_ready(self, onset_s: float, offset_s: float) -> bool:
+        """Whether the frames after an interval that its training-style window reaches have arrived."""
+        length = max(self.window_s, offset_s - onset_s)
+        return self.newest_s >= (onset_s + offset_s + length) / 2 - 1e-6
 
-    def clear(self) -> None:
-        self.count = 0
-        self.head = 0
-        self.times_s[:] = -np.inf
+    def interval_slots(self, onset_s: float, offset_s: float) -> np.ndarray:
+        """Ring slots of the T steps over a spotted interval, exactly as evaluation samples a dataset clip: a
+        window of window_s centred on onset..offset (stretched to cover a longer one), T evenly spaced times,
+        each the nearest frame held. Times are seconds here, so the sampler's "frame numbers" are seconds at 1 fps."""
+        slots = self._ordered_slots()
+        chosen = window_frame_indices(self.times_s[slots], onset_s, offset_s, fps=1.0, frames=self.steps,
+                                      window_s=self.window_s, length_jitter=0.0)
+        return slots[chosen]

@@ -50,7 +50,7 @@ def test_latency_monitor_fps_and_drops():
 
 
 def test_latency_monitor_rejects_unknown_stage():
-    with pytest.raises(ValueError, match="unknown latency stage 'decode'; expected one of align, encode, pool"):
+    with pytest.raises(ValueError, match="unknown latency stage 'decode'; expected one of align, spot, encode, pool"):
         LatencyMonitor().record_ms("decode", 1.0)
 
 

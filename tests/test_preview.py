@@ -26,7 +26,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 LABELS = ("none", "negative", "positive", "surprise")
 MODEL = ("fdp_live (live preset; trained on synthetic micro-expressions of real faces, never on a real ME "
          "dataset)")
-LATENCY = {"align": 4.0, "encode": 2.0, "pool": 0.1, "head": 0.1, "e2e": 8.0}
+LATENCY = {"align": 4.0, "spot": 1.1, "encode": 2.0, "pool": 0.1, "head": 0.1, "e2e": 8.0}
 WAIT_MS = 15_000
 
 
@@ -51,7 +51,8 @@ def listening_addresses(port: int) -> set[str]:
 
 def status(fps: float = 23.4) -> StatusReport:
     return StatusReport(labels=LABELS, model=MODEL, engine="onnxruntime fp32", device="cpu", fps=fps,
-                        e2e_ms_p50=8.5, e2e_ms_p99=14.0, dropped_frames=2, faces=1)
+                        e2e_ms_p50=8.5, e2e_ms_p99=14.0, dropped_frames=2, faces=1,
+                        spotter="fdp-spot/1", baseline="running baseline")
 
 
 def prediction(i: int, p_surprise: float = 0.62, face_id: int = 0) -> Prediction:
@@ -63,9 +64,10 @@ def prediction(i: int, p_surprise: float = 0.62, face_id: int = 0) -> Prediction
 
 
 def event() -> MEEvent:
-    return MEEvent(face_id=0, onset_frame=600, offset_frame=612, onset_media_s=20.1, offset_media_s=20.5,
+    return MEEvent(face_id=0, onset_frame=600, apex_frame=606, offset_frame=612, onset_media_s=20.1,
+                   apex_media_s=20.3, offset_media_s=20.5,
                    onset_time_unix=1.7e9 + 20.1, offset_time_unix=1.7e9 + 20.5, duration_s=0.4, label="surprise",
-                   probs=dict(zip(LABELS, (0.1, 0.1, 0.1, 0.7))), peak_motion=2.5)
+                   probs=dict(zip(LABELS, (0.1, 0.1, 0.1, 0.7))), peak_motion=2.5, regions=("brow_l", "brow_r"), spotter="fdp-spot/1")
 
 
 @pytest.fixture(scope="module")

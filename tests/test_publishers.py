@@ -27,12 +27,13 @@ REPO = Path(__file__).resolve().parents[1]
 ANY_PORT = "tcp://127.0.0.1:*"
 LABELS = ("none", "negative", "positive", "surprise")
 PROBS = dict(zip(LABELS, (0.7, 0.1, 0.1, 0.1)))
-LATENCY = {"align": 4.0, "encode": 2.0, "pool": 0.1, "head": 0.1, "e2e": 8.0}
+LATENCY = {"align": 4.0, "spot": 1.1, "encode": 2.0, "pool": 0.1, "head": 0.1, "e2e": 8.0}
 
 
 def status() -> StatusReport:
     return StatusReport(labels=LABELS, model="tiny", engine="onnxruntime", device="cpu", fps=30.0,
-                        e2e_ms_p50=8.0, e2e_ms_p99=12.0, dropped_frames=0, faces=1)
+                        e2e_ms_p50=8.0, e2e_ms_p99=12.0, dropped_frames=0, faces=1,
+                        spotter="fdp-spot/1", baseline="running baseline")
 
 
 def prediction(i: int) -> Prediction:
@@ -41,9 +42,10 @@ def prediction(i: int) -> Prediction:
 
 
 def event() -> MEEvent:
-    return MEEvent(face_id=0, onset_frame=3, offset_frame=9, onset_media_s=0.1, offset_media_s=0.3,
+    return MEEvent(face_id=0, onset_frame=3, apex_frame=5, offset_frame=9, onset_media_s=0.1, apex_media_s=0.17,
+                   offset_media_s=0.3,
                    onset_time_unix=1.7e9, offset_time_unix=1.7e9 + 0.2, duration_s=0.2, label="none", probs=PROBS,
-                   peak_motion=1.2)
+                   peak_motion=1.2, regions=("mouth_l",), spotter="fdp-spot/1")
 
 
 def noisy_frame(i: int, size: tuple[int, int] = (48, 64)) -> AnnotatedFrame:

@@ -24,15 +24,18 @@ from realtime.schema import SchemaError
 
 LABELS = ("none", "negative", "positive", "surprise")
 PROBS = {"none": 0.1, "negative": 0.05, "positive": 0.8, "surprise": 0.05}
-LATENCY = {"align": 4.2, "encode": 2.1, "pool": 0.05, "head": 0.04, "e2e": 9.7}
+LATENCY = {"align": 4.2, "spot": 1.1, "encode": 2.1, "pool": 0.05, "head": 0.04, "e2e": 9.7}
 
 SPEC_FIELDS = {  # ARCHITECTURE.md §5, copied here on purpose: the schema module must match the document
     "fdp/prediction": {"face_id", "frame_index", "media_s", "t_capture_ns", "time_unix", "window_s", "label",
                        "probs", "motion", "me_active", "latency_ms"},
     "fdp/event": {"face_id", "onset_frame", "offset_frame", "onset_media_s", "offset_media_s", "onset_time_unix",
-                  "offset_time_unix", "duration_s", "label", "probs", "peak_motion"},
+                  "offset_time_unix", "duration_s", "label", "probs", "peak_motion",
+                  # added by spot-then-recognize (ARCHITECTURE §5 is to gain them): when the apex was, what moved
+                  # and what spotted it
+                  "apex_frame", "apex_media_s", "regions", "spotter"},
     "fdp/status": {"labels", "model", "engine", "device", "fps", "e2e_ms_p50", "e2e_ms_p99", "dropped_frames",
-                   "faces"},
+                   "faces", "spotter", "baseline"},
     "fdp/end": {"reason", "frames", "events"},
     "fdp/frame": {"frame_index", "t_capture_ns", "width", "height"},
 }
@@ -50,11 +53,13 @@ def sample_items() -> list:
         Prediction(face_id=0, frame_index=np.int64(41), media_s=np.float32(1.375), t_capture_ns=123_456_789_000,
                    time_unix=1.7e9, window_s=0.5, label="positive", probs=PROBS, motion=np.float32(0.42),
                    me_active=np.bool_(True), latency_ms=LATENCY),
-        MEEvent(face_id=0, onset_frame=30, offset_frame=41, onset_media_s=1.0, offset_media_s=1.375,
+        MEEvent(face_id=0, onset_frame=30, apex_frame=35, offset_frame=41, onset_media_s=1.0, apex_media_s=1.2,
+                offset_media_s=1.375,
                 onset_time_unix=1.7e9, offset_time_unix=1.7e9 + 0.375, duration_s=0.375, label="positive",
-                probs=PROBS, peak_motion=1.5),
+                probs=PROBS, peak_motion=1.5, regions=("mouth_l", "mouth_r"), spotter="fdp-spot/1"),
         StatusReport(labels=LABELS, model="fdp-live-synthetic", engine="onnxruntime", device="cpu", fps=29.9,
-                     e2e_ms_p50=None, e2e_ms_p99=None, dropped_frames=0, faces=1),
+                     e2e_ms_p50=None, e2e_ms_p99=None, dropped_frames=0, faces=1,
+                        spotter="fdp-spot/1", baseline="running baseline"),
         AnnotatedFrame(frame_index=41, t_capture_ns=123_456_789_000, image=face_image()),
         EndOfStream(reason="end of file", frames=472, events=3),
     ]
@@ -127,7 +132,7 @@ def test_schema_validate_rejects_payload_missing_a_field(topic):
         ("fdp/prediction", "media_s", float("nan"), "fdp/prediction: field 'media_s' must be a finite number, got nan"),
         ("fdp/prediction", "face_id", True, "fdp/prediction: field 'face_id' must be an integer, got True"),
         ("fdp/prediction", "latency_ms", {"e2e": 1.0}, "fdp/prediction: field 'latency_ms' lacks stage(s) align, "
-                                                        "encode, pool, head"),
+                                                        "spot, encode, pool, head"),
         ("fdp/prediction", "label", "anger", "fdp/prediction: label 'anger' is not among the probs' labels"),
         ("fdp/event", "probs", {"positive": "high"}, "fdp/event: field 'probs' must be an object of finite numbers, "
                                                       "got {'positive': 'high'}"),
@@ -194,4 +199,4 @@ def test_frames_dataclasses_are_frozen_and_read_only():
         Frame(index=0, t_capture_ns=1, media_s=0.0, image=np.zeros((4, 4), np.float32), source="x")
     with pytest.raises(ValueError):
         dataclasses.replace(item, latency_ms={"e2e": 1.0})
-    assert LATENCY_STAGES == ("align", "encode", "pool", "head", "e2e")
+    assert LATENCY_STAGES == ("align", "spot", "encode", "pool", "head", "e2e")

@@ -1,4 +1,5 @@
-"""The live window resamples like training does, tracks keep ids, and the spotter finds short motion only."""
+"""The live window resamples like training does (windows and spotted intervals), tracks keep ids, and the interval
+detector times and refuses motion by its rules (feature vectors given directly; real video is in test_spotting)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import pytest
 
 from fdp.data.sampling import window_frame_indices
 from fdp.rank_pooling import rank_pool_reference
-from realtime.spotting import NeutralBaseline, Spotter, SpotterSettings, motion_span, window_motion
+from calibration.neutral import RestingNoise
+from realtime.spotting import FEATURE_NAMES, SpotterSettings
+from realtime.spotting.detector import IntervalDetector
 from realtime.tracks import FaceTracker, box_iou
 from realtime.window import FaceWindow
-
-LABELS = ("none", "negative", "positive", "surprise")
 
 
 def filled_window(fps: float, seconds: float, steps: int = 8, window_s: float = 0.5) -> FaceWindow:
@@ -67,111 +68,94 @@ def test_tracker_stable_ids_and_new_id_after_absence():
     assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
 
 
-def test_window_motion_still_is_zero_and_grows_with_change():
-    still = np.repeat(np.full((1, 8, 8), 100, np.uint8), 8, axis=0)
-    moving = still.copy()
-    moving[4:] += 10
-    assert window_motion(rank_pool_reference(still), 8) < 1e-9  # zero up to float rounding
-    assert window_motion(rank_pool_reference(moving), 8) > 1.0
+def test_window_interval_slots_sample_like_evaluation_of_a_dataset_clip():
+    fps = 200.0
+    window = filled_window(fps, seconds=2.0)
+    onset, offset = 250, 290  # frames: an ME of 0.2 s
+    assert window.interval_ready(onset / fps, offset / fps)
+    slots = window.interval_slots(onset / fps, offset / fps)
+    expected = window_frame_indices(np.arange(400), onset, offset, fps, frames=8, window_s=0.5)
+    assert list(window.frame_indices[slots]) == list(expected)
+    assert not window.interval_ready(1.9, 1.95)  # its centred window reaches past the newest frame
 
 
-def run_spotter(spotter: Spotter, active_from: float, active_to: float, fps: float = 30.0, until: float = 4.0):
-    events = []
-    expressive = np.array([0.1, 0.8, 0.05, 0.05])
-    quiet = np.array([0.9, 0.05, 0.03, 0.02])
-    for i in range(int(until * fps)):
-        t = i / fps
-        on = active_from <= t < active_to
-        _, event = spotter.update(t, i, 1000.0 + t, expressive if on else quiet, 2.0 if on else 0.01)
-        events.append(event)
-    events.append(spotter.close())
-    return [e for e in events if e is not None]
+def features(regions: dict[str, float] | None = None, **nuisances: float) -> np.ndarray:
+    """A feature vector: resting level 0.001 face widths everywhere, plus the given values."""
+    values = np.full(len(FEATURE_NAMES), 0.001)
+    for name, value in {**(regions or {}), **nuisances}.items():
+        values[FEATURE_NAMES.index(name)] = value
+    return values
 
 
-def test_spotter_short_run_gives_one_event_with_label_and_timing():
-    spotter = Spotter(0, LABELS, window_s=0.5, settings=SpotterSettings())
-    # An ME of 0.2 s starting at 1.0 s keeps sliding windows active from ~1.0 s to ~1.7 s.
-    events = run_spotter(spotter, 1.0, 1.7)
-    assert len(events) == 1
-    event = events[0]
-    assert event.label == "negative" and event.onset_media_s == pytest.approx(1.0)
-    assert event.duration_s == pytest.approx(0.2, abs=0.05)
-    assert event.onset_frame == 30 and event.offset_frame == pytest.approx(36, abs=2)
+def run_detector(frames: list[np.ndarray], fps: float = 30.0, settings: SpotterSettings = SpotterSettings()):
+    """Push a sequence after a still second; return (intervals, refusals)."""
+    rng = np.random.default_rng(0)
+    rest = [features() + rng.normal(0, 0.0002, len(FEATURE_NAMES)) for _ in range(int(1.5 * fps))]
+    detector = IntervalDetector(settings)
+    intervals, refusals = [], []
+    for i, values in enumerate(rest + frames + rest):
+        step = detector.push(i / fps, i, np.abs(values))
+        intervals += [step.interval] if step.interval else []
+        refusals += [step.refusal] if step.refusal else []
+    return intervals, refusals, len(rest)
 
 
-def test_spotter_long_run_is_not_micro():
-    spotter = Spotter(0, LABELS, window_s=0.5, settings=SpotterSettings())
-    assert run_spotter(spotter, 1.0, 2.5) == []
+def bump(frames: int, peak: float, **nuisances: float) -> list[np.ndarray]:
+    """A raised-cosine rise and fall of the mouth corners over `frames` frames, nuisances held throughout."""
+    shape = np.sin(np.linspace(0, np.pi, frames)) ** 2
+    return [features({"mouth_l": 0.001 + peak * a, "mouth_r": 0.001 + peak * a}, **nuisances) for a in shape]
 
 
-def test_spotter_calibrated_baseline_raises_threshold():
-    # A user whose neutral face moves as much as the test's ME windows (2.0): their baseline absorbs it.
-    baseline = NeutralBaseline.from_motions(np.array([1.5, 2.5, 1.8, 2.2, 2.0]))
-    spotter = Spotter(0, LABELS, window_s=0.5, settings=SpotterSettings(), baseline=baseline)
-    assert spotter.threshold == pytest.approx(2.0 + 4.0 * 1.4826 * 0.2)
-    assert run_spotter(spotter, 1.0, 1.7) == []
+def test_detector_short_motion_is_one_interval_with_onset_apex_offset():
+    intervals, refusals, start = run_detector(bump(9, 0.01))  # 0.3 s at 30 fps
+    assert len(intervals) == 1 and not refusals
+    interval = intervals[0]
+    assert start - 1 <= interval.onset_frame <= start + 2 and interval.apex_frame == start + 4
+    assert start + 6 <= interval.offset_frame <= start + 9
+    assert interval.regions[:2] in (("mouth_l", "mouth_r"), ("mouth_r", "mouth_l"))
+    assert interval.peak_fw == pytest.approx(0.011, rel=0.05)
 
 
-def me_crops(fps: float, seconds: float, onset_s: float, offset_s: float, shift_px: float = 2.0,
-             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(times, crops) of a textured 32x32 face at rest with sensor noise, whose texture slides `shift_px` down
-    between onset and offset and back: up over the first third, held, back over the last third (ME-like)."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    texture = cv2.GaussianBlur(rng.uniform(0, 255, (48, 48)).astype(np.float32), (0, 0), 2.0)
-    times = np.arange(int(seconds * fps)) / fps
-    third = (offset_s - onset_s) / 3
-    ramp = np.clip(np.minimum((times - onset_s) / third, (offset_s - times) / third), 0.0, 1.0)
-    crops = []
-    for amount in ramp:
-        moved = cv2.warpAffine(texture, np.float32([[1, 0, 0], [0, 1, shift_px * amount]]), (48, 48))
-        crops.append(np.clip(moved[8:40, 8:40] + rng.normal(0, 0.8, (32, 32)), 0, 255).astype(np.uint8))
-    return times, np.stack(crops)
+def test_detector_motion_longer_than_micro_is_refused_as_macro():
+    intervals, refusals, _ = run_detector(bump(60, 0.02))  # 2 s
+    assert not intervals and refusals and refusals[0].cause == "macro"
 
 
-@pytest.mark.parametrize("fps", [30.0, 200.0])
-def test_spotter_frame_timing_finds_onset_and_offset_of_the_motion(fps):
-    window_s = 0.5
-    times, crops = me_crops(fps, 2.5, onset_s=1.0, offset_s=1.3)
-    window = FaceWindow(8, window_s, rank_dim=3, crop_shape=(32, 32), max_fps=fps)
-    spotter = Spotter(0, LABELS, window_s, SpotterSettings(), history=window.between)
-    expressive, quiet = np.array([0.1, 0.1, 0.7, 0.1]), np.array([0.9, 0.05, 0.03, 0.02])
-    events = []
-    for i, (t, crop) in enumerate(zip(times, crops)):
-        window.push(t, i, crop, np.zeros(3, np.float32), 0.0)
-        on = 1.35 <= t < 1.6  # the model fires for a while after the motion, as it does live: shorter than a window
-        _, event = spotter.update(t, i, 1000.0 + t, expressive if on else quiet, 2.0 if on else 0.01)
-        events.append(event)
-    (event,) = [e for e in events if e is not None]
-    frame_s = 1.0 / fps
-    assert event.label == "positive"
-    assert event.onset_media_s == pytest.approx(1.0, abs=0.05 + frame_s)
-    assert event.offset_media_s == pytest.approx(1.3, abs=0.05 + frame_s)
-    assert event.duration_s == pytest.approx(0.3, abs=0.1)
-    assert times[event.onset_frame] == event.onset_media_s and times[event.offset_frame] == event.offset_media_s
-    assert event.onset_time_unix == pytest.approx(1000.0 + event.onset_media_s)
+@pytest.mark.parametrize("nuisance, cause", [({"pose_deg": 4.0}, "head motion"), ({"light": 0.2}, "light change")])
+def test_detector_head_turn_or_light_change_refuses_the_interval(nuisance, cause):
+    intervals, refusals, _ = run_detector(bump(9, 0.01, **nuisance))
+    assert not intervals and [r.cause for r in refusals] == [cause]
 
 
-def test_spotter_frame_timing_motion_longer_than_micro_is_dropped():
-    times, crops = me_crops(30.0, 3.0, onset_s=0.9, offset_s=1.7)  # 0.8 s: a macro-expression
-    window = FaceWindow(8, 0.5, rank_dim=3, crop_shape=(32, 32), max_fps=30.0)
-    spotter = Spotter(0, LABELS, 0.5, SpotterSettings(), history=window.between)
-    events = []
-    for i, (t, crop) in enumerate(zip(times, crops)):
-        window.push(t, i, crop, np.zeros(3, np.float32), 0.0)
-        on = 1.5 <= t < 1.9  # a run of active windows short enough to pass; the frames show 0.8 s of motion
-        probs = np.array([0.1, 0.7, 0.1, 0.1]) if on else np.array([0.9, 0.04, 0.03, 0.03])
-        events.append(spotter.update(t, i, t, probs, 2.0 if on else 0.01)[1])
-    assert [e for e in events if e is not None] == []
+def test_detector_blink_explains_eye_motion_but_not_a_brow_raise():
+    lids = [features({"eye_l": 0.001 + 0.03 * a, "eye_r": 0.001 + 0.03 * a}, blink=0.8 * a)
+            for a in np.sin(np.linspace(0, np.pi, 6)) ** 2]
+    intervals, refusals, _ = run_detector(lids)
+    assert not intervals and [r.cause for r in refusals] == ["blink"]
+    brows = [v + features({"brow_l": 0.01 * a, "brow_r": 0.01 * a}) - features()
+             for v, a in zip(lids, np.sin(np.linspace(0, np.pi, 6)) ** 2)]
+    intervals, _, _ = run_detector(brows)
+    assert len(intervals) == 1 and set(intervals[0].regions) == {"brow_l", "brow_r"}
 
 
-def test_motion_span_still_face_is_none_and_window_between_returns_held_frames():
-    times, crops = me_crops(30.0, 1.0, onset_s=5.0, offset_s=6.0)  # nothing moves within the clip
-    assert motion_span(np.repeat(crops[:1], 10, axis=0)) is None
-    window = FaceWindow(8, 0.5, rank_dim=3, crop_shape=(32, 32), max_fps=30.0)
-    for i, (t, crop) in enumerate(zip(times, crops)):
-        window.push(t, i, crop, np.zeros(3, np.float32), 0.0)
-    held_times, frames, held = window.between(0.2, 0.5)
-    assert list(frames) == list(range(6, 16)) and np.array_equal(held, crops[6:16])
-    assert np.array_equal(held_times, times[6:16])
+def test_detector_talking_explains_mouth_motion():
+    intervals, refusals, _ = run_detector(bump(9, 0.02, jaw=0.3))
+    assert not intervals and [r.cause for r in refusals] == ["talking"]
+
+
+def test_detector_whole_face_moving_at_once_is_global_not_micro():
+    everything = {name: 0.02 for name in FEATURE_NAMES[:10]}
+    intervals, refusals, _ = run_detector([features(everything)] * 4)
+    assert not intervals and [r.cause for r in refusals] == ["global motion"]
+
+
+def test_detector_profile_noise_sets_the_threshold():
+    """The same motion is an interval for a still person and noise for one whose face rests far busier."""
+    quiet = RestingNoise.from_samples(FEATURE_NAMES, np.full((20, len(FEATURE_NAMES)), 0.001)
+                                      + np.random.default_rng(1).normal(0, 0.0002, (20, len(FEATURE_NAMES))))
+    busy = RestingNoise(FEATURE_NAMES, quiet.median, quiet.scale * 20, quiet.samples)
+    for noise, expected in ((quiet, 1), (busy, 0)):
+        detector = IntervalDetector(SpotterSettings(), noise)
+        frames = [features()] * 5 + bump(9, 0.01) + [features()] * 10
+        found = [detector.push(i / 30, i, v).interval for i, v in enumerate(frames)]
+        assert sum(x is not None for x in found) == expected

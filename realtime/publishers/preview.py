@@ -223,7 +223,8 @@ class PreviewPublisher:
         lines = [f"**{status['fps']:.1f} fps** · end-to-end latency p50 {p50} ms, p99 {p99} ms",
                  f"dropped frames {status['dropped_frames']} · faces {status['faces']}",
                  f"engine {_md(status['engine'])} on {_md(status['device'])} · classes "
-                 f"{_md(', '.join(status['labels']))}"]
+                 f"{_md(', '.join(status['labels']))}",
+                 f"spotting: {_md(status['spotter'])}, thresholds from the {_md(status['baseline'])}"]
         if end is not None:
             lines.append(f"**stream ended:** {_md(end['reason'])} ({end['frames']} frames, {end['events']} events)")
         elif last_s is not None and time.monotonic() - last_s > QUIET_AFTER_S:

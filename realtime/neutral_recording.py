@@ -1,0 +1,88 @@
+"""`run_live.py --calibrate SECONDS --user NAME`: record a user's neutral face into a profile for the spotter.
+
+The same capture, aligner and spotting features as a live run, with the reference frame always lagged (as at
+rest); frames where no face is found are skipped and counted. Blinks are counted, not removed: the profile is how
+this person rests, blinks included, and the spotter's statistics are robust to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from calibration.neutral import NeutralProfile, load_profile, new_profile, profile_path
+from fdp.align import ALIGNER_VERSION, FaceAligner
+from fdp.config import AlignerSettings
+from fdp.errors import CameraError
+from realtime.capture import VideoSource
+from realtime.live_config import LiveConfig, resolve_input
+from realtime.spotting import FEATURE_NAMES, SPOTTER_VERSION, FaceSpotter, SpotterSettings
+
+PROMPT = "Calibrating: look at the camera, relax your face and blink normally"
+_BLINK = FEATURE_NAMES.index("blink")
+
+
+def profiles_folder(config: LiveConfig) -> Path | None:
+    return Path(config.profiles).expanduser() if config.profiles else None
+
+
+def load_user_profile(config: LiveConfig) -> NeutralProfile | None:
+    """The --user profile for a live run (None without --user), refused in one line if it does not fit."""
+    if config.user is None:
+        return None
+    return load_profile(profile_path(config.user, profiles_folder(config)), FEATURE_NAMES, ALIGNER_VERSION,
+                        SPOTTER_VERSION)
+
+
+def record_profile(config: LiveConfig, stop, log: Callable[[str], None]) -> Path:
+    """Record `config.calibrate` seconds of one face, write the profile, and return its path."""
+    path = profile_path(str(config.user), profiles_folder(config))
+    spec, paced = resolve_input(config)
+    settings = SpotterSettings(open_z=config.spot_z)
+    spotter = FaceSpotter(settings)
+    samples: list[np.ndarray] = []
+    first_s = last_s = None
+    blinks, blinking, no_face = 0, False, 0
+    source = VideoSource(spec, realtime=paced, width=config.width, height=config.height, fps=config.fps,
+                         fourcc=config.fourcc)
+    source.start()
+    try:
+        # landmarks only: the spotter cuts its own crops, so the aligner's crop settings do not matter here
+        with FaceAligner(AlignerSettings(), config.landmarker, running_mode="video") as aligner:
+            log(f"{PROMPT} ({config.calibrate:g} s, input {source.name}, profile {path})")
+            while not stop.is_set():
+                frame = source.read(timeout_s=0.1)
+                if frame is None:
+                    if source.ended:
+                        break
+                    continue
+                faces = aligner.detect(frame.image, timestamp_ms=int(round(frame.media_s * 1000)))
+                if not faces:
+                    no_face += 1
+                    continue
+                features, _ = spotter.features(frame.image, faces[0], frame.media_s, frame.index)
+                first_s = frame.media_s if first_s is None else first_s
+                last_s = frame.media_s
+                if features is not None:
+                    samples.append(features)
+                    closed = features[_BLINK] >= settings.blink_min
+                    blinks += int(closed and not blinking)
+                    blinking = closed
+                if last_s - first_s >= config.calibrate:
+                    break
+    finally:
+        source.stop()
+    seconds = 0.0 if first_s is None else last_s - first_s
+    if len(samples) < 10 or seconds < 0.8 * config.calibrate:
+        raise CameraError(f"calibration got {seconds:.1f} s of a face ({len(samples)} frames, {no_face} without a "
+                          f"face) of the {config.calibrate:g} s asked; sit in view of the camera, in even light, "
+                          "and run --calibrate again")
+    profile = new_profile(str(config.user), FEATURE_NAMES, np.stack(samples), blinks, seconds, ALIGNER_VERSION,
+                          SPOTTER_VERSION, source.name)
+    profile.save(path)
+    log(f"profile of {config.user} written to {path}: {len(samples)} frames over {seconds:.1f} s, "
+        f"{profile.blinks_per_min:.0f} blinks/min; use it with --user {config.user}")
+    return path
+

@@ -1,0 +1,241 @@
+"""From per-frame spotting features to micro-expression intervals: thresholds in units of resting noise,
+hysteresis, onset/apex/offset, and the rules that refuse what is not a micro-expression.
+
+Each frame's features (`measures.compare` against a reference frame from `lag_s` earlier, frozen at the reference
+of the opening frame while an interval is open) become z-scores against the resting noise (a calibrated profile,
+or a running baseline of this stream's idle frames). An interval opens when some region moves `open_z` resting
+deviations (and at least `min_motion_fw` face widths) beyond rest, and closes when every region is back under
+`close_z`: back at the face it started from, which is what a micro-expression does and a macro-expression, a
+head turn or a new light does not do within half a second. The apex is the frame of largest motion; onset and
+offset are where the motion crosses `edge_share` of its peak on either side.
+
+An interval is refused, with its cause, when it lasts longer than `max_duration_s` (macro), when the head turned
+(`pose_deg`) or the light changed (`light`) during it, when the whole face moved at once (global motion: MEs are
+local), or when nothing remains once the regions a nuisance explains are set aside: the lids during a blink or a
+glance, the mouth, lips, chin and cheeks while the jaw or lips move (talking).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from calibration.neutral import RestingNoise
+from fdp.errors import ConfigError
+from realtime.spotting.measures import FEATURE_NAMES
+from realtime.spotting.regions import EYE_REGIONS, REGION_NAMES, TALKING_REGIONS
+
+N_REGIONS = len(REGION_NAMES)
+_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+# Smallest resting deviation a feature is given, so a perfectly still synthetic face does not make every speck
+# of noise a 50-sigma event: region motion and lip gap in face widths, lids and jaw in blendshape/aperture units,
+# gaze in eye widths, pose in degrees, light as a share of the mean gray.
+NOISE_FLOORS = np.array([0.0008] * N_REGIONS + [0.02, 0.01, 0.01, 0.001, 0.1, 0.002])
+BASELINE_RATE_HZ = 60.0  # idle frames the running baseline keeps per second, whatever the camera's rate
+
+
+@dataclass(frozen=True)
+class SpotterSettings:
+    """Every threshold of the spotter; z values are in resting deviations of the feature."""
+
+    crop_size: int = 64  # spotting crop side, px (the aligner's template geometry)
+    lag_s: float = 0.3  # the reference frame is this far back while nothing is happening
+    open_z: float = 5.0
+    close_z: float = 2.0
+    close_s: float = 0.04  # every region must stay under close_z this long to close
+    min_motion_fw: float = 0.002  # a region must also move this many face widths (0.2 %)
+    edge_share: float = 0.25  # onset / offset where the motion crosses this share of its peak
+    max_duration_s: float = 0.5  # onset to offset; longer is a macro-expression
+    nuisance_z: float = 4.0
+    blink_min: float = 0.15  # lid closure share (or blink blendshape rise) that counts as a blink
+    gaze_min: float = 0.04  # iris shift (eye widths) that counts as a glance
+    jaw_min: float = 0.05  # jawOpen change that counts as talking
+    lips_min_fw: float = 0.006  # lip gap change (face widths) that counts as talking
+    head_min_deg: float = 1.5  # head rotation during an interval that makes it head motion
+    light_min: float = 0.08  # relative brightness change that makes it a light change
+    global_share: float = 0.8  # share of regions moving at the apex that makes it global motion
+    baseline_s: float = 20.0  # the running baseline remembers this much idle time
+    warmup_s: float = 1.0  # idle time a running baseline needs before the first interval
+
+    def __post_init__(self) -> None:
+        if not 0 < self.close_z < self.open_z:
+            raise ConfigError(f"spotter thresholds: need 0 < close_z ({self.close_z}) < open_z ({self.open_z})")
+        if self.crop_size < 32:
+            raise ConfigError(f"spotter crop_size {self.crop_size}: use 32 px or more")
+        if not 0.05 <= self.lag_s <= 1.0 or not 0.1 <= self.max_duration_s <= 1.0:
+            raise ConfigError(f"spotter lag_s {self.lag_s} / max_duration_s {self.max_duration_s}: use 0.05-1 s "
+                              "and 0.1-1 s")
+
+
+@dataclass(frozen=True)
+class SpottedInterval:
+    """A micro-expression the spotter found: when, where on the face, and how strongly."""
+
+    onset_frame: int
+    apex_frame: int
+    offset_frame: int
+    onset_s: float
+    apex_s: float
+    offset_s: float
+    peak_z: float  # largest region motion, resting deviations
+    peak_fw: float  # largest region motion, face widths
+    regions: tuple[str, ...]  # the regions that moved, strongest first
+
+    @property
+    def duration_s(self) -> float:
+        return self.offset_s - self.onset_s
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An interval that was not a micro-expression, and why (for the benchmark and the logs)."""
+
+    cause: str  # macro, head motion, light change, global motion, blink, glance, talking, weak
+    onset_s: float
+    offset_s: float
+
+
+@dataclass(frozen=True)
+class DetectorStep:
+    score: float  # largest region motion this frame, resting deviations (0 while warming up)
+    active: bool  # an interval is open
+    interval: SpottedInterval | None = None
+    refusal: Refusal | None = None
+
+
+class _RunningNoise:
+    """Resting noise learned from this stream's idle frames, at most BASELINE_RATE_HZ a second."""
+
+    def __init__(self, settings: SpotterSettings) -> None:
+        self.settings = settings
+        self.samples: deque[tuple[float, np.ndarray]] = deque(maxlen=int(settings.baseline_s * BASELINE_RATE_HZ))
+        self.noise: RestingNoise | None = None
+        self._since_update = 0
+
+    def add(self, t_s: float, values: np.ndarray) -> None:
+        if self.samples and t_s - self.samples[-1][0] < 1.0 / BASELINE_RATE_HZ:
+            return
+        self.samples.append((t_s, values))
+        self._since_update += 1
+        if self.noise is None or self._since_update >= 15:
+            self._since_update = 0
+            if self.samples[-1][0] - self.samples[0][0] >= self.settings.warmup_s and len(self.samples) >= 10:
+                self.noise = RestingNoise.from_samples(FEATURE_NAMES, np.stack([v for _, v in self.samples]))
+
+
+class IntervalDetector:
+    """One face's interval state. `push` is called once per frame with `measures.compare`'s features."""
+
+    def __init__(self, settings: SpotterSettings, profile_noise: RestingNoise | None = None) -> None:
+        self.settings = settings
+        self.fixed = profile_noise
+        self.running = None if profile_noise is not None else _RunningNoise(settings)
+        keep_s = settings.max_duration_s + 2 * settings.lag_s + 0.5
+        self._keep_s = keep_s
+        self._history: deque[tuple[float, int, float, np.ndarray, np.ndarray]] = deque()
+        self._open_s: float | None = None
+        self._quiet_since: float | None = None
+        self._refractory = False
+
+    @property
+    def noise(self) -> RestingNoise | None:
+        return self.fixed if self.fixed is not None else self.running.noise
+
+    @property
+    def is_open(self) -> bool:
+        return self._open_s is not None
+
+    def push(self, t_s: float, frame_index: int, values: np.ndarray) -> DetectorStep:
+        noise = self.noise
+        if noise is None:
+            self.running.add(t_s, values)
+            return DetectorStep(0.0, False)
+        s = self.settings
+        z = (values - noise.median) / np.maximum(noise.scale, NOISE_FLOORS)
+        score = float(z[:N_REGIONS].max())
+        self._history.append((t_s, frame_index, score, z, values))
+        while self._history and self._history[0][0] < t_s - self._keep_s:
+            self._history.popleft()
+        if self._open_s is None:
+            if self._refractory:
+                self._refractory = score >= s.close_z
+            elif self._moving(z, values).any():
+                self._open_s, self._quiet_since = t_s, None
+                return DetectorStep(score, True)
+            if self.running is not None and not self._refractory:
+                self.running.add(t_s, values)
+            return DetectorStep(score, False)
+        if score < s.close_z:
+            self._quiet_since = t_s if self._quiet_since is None else self._quiet_since
+        else:
+            self._quiet_since = None
+        if self._quiet_since is not None and t_s - self._quiet_since >= s.close_s:
+            interval, refusal = self._finish()
+            return DetectorStep(score, False, interval, refusal)
+        if t_s - self._open_s > s.max_duration_s + s.lag_s:
+            refusal = Refusal("macro", self._open_s, t_s)
+            self._open_s, self._refractory = None, True
+            return DetectorStep(score, False, None, refusal)
+        return DetectorStep(score, True)
+
+    def _moving(self, z: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """(N_REGIONS,) regions moving enough to open an interval."""
+        excess = values[:N_REGIONS] - self.noise.median[:N_REGIONS]
+        return (z[:N_REGIONS] >= self.settings.open_z) & (excess >= self.settings.min_motion_fw)
+
+    def _finish(self) -> tuple[SpottedInterval | None, Refusal | None]:
+        """Time the closed interval and apply the refusal rules."""
+        s, open_s = self.settings, self._open_s
+        self._open_s = self._quiet_since = None
+        rows = list(self._history)
+        times = np.array([r[0] for r in rows])
+        scores = np.array([r[2] for r in rows])
+        start = int(np.searchsorted(times, open_s))
+        apex = start + int(np.argmax(scores[start:]))
+        level = max(s.close_z, s.edge_share * scores[apex])
+        onset = apex
+        while onset > 0 and scores[onset] > level:
+            onset -= 1
+        offset = apex
+        while offset < len(rows) - 1 and scores[offset] > level:
+            offset += 1
+        onset_s, offset_s = float(times[onset]), float(times[offset])
+        if offset_s - onset_s > s.max_duration_s:
+            return None, Refusal("macro", onset_s, offset_s)
+        span = rows[onset:offset + 1]
+        z = np.stack([r[3] for r in span])
+        values = np.stack([r[4] for r in span])
+        peak_z, peak_values = z.max(axis=0), values.max(axis=0)
+
+        def flagged(name: str, minimum: float, against_rest: bool = False) -> bool:
+            """A nuisance happened: its change reached `minimum` (and, for signals that are noisy at rest, also
+            `nuisance_z` resting deviations). Blinks, glances and the jaw are events in themselves."""
+            high = peak_values[_INDEX[name]] >= minimum
+            return bool(high and (not against_rest or peak_z[_INDEX[name]] >= s.nuisance_z))
+
+        if flagged("pose_deg", s.head_min_deg, against_rest=True):
+            return None, Refusal("head motion", onset_s, offset_s)
+        if flagged("light", s.light_min, against_rest=True):
+            return None, Refusal("light change", onset_s, offset_s)
+        moving = np.stack([self._moving(zz, vv) for zz, vv in zip(z, values)]).any(axis=0)
+        if self._moving(rows[apex][3], rows[apex][4]).mean() >= s.global_share:
+            return None, Refusal("global motion", onset_s, offset_s)
+        explained: list[str] = []
+        for name, minimum, cause in (("blink", s.blink_min, "blink"), ("gaze", s.gaze_min, "glance")):
+            if flagged(name, minimum):
+                explained.append(cause)
+                moving[[REGION_NAMES.index(r) for r in EYE_REGIONS]] = False
+        if flagged("jaw", s.jaw_min) or flagged("lip_gap", s.lips_min_fw):
+            explained.append("talking")
+            moving[[REGION_NAMES.index(r) for r in TALKING_REGIONS]] = False
+        if not moving.any():
+            return None, Refusal(" and ".join(explained) or "weak", onset_s, offset_s)
+        order = np.argsort(-peak_z[:N_REGIONS])
+        regions = tuple(REGION_NAMES[i] for i in order if moving[i])
+        strongest = REGION_NAMES.index(regions[0])
+        return SpottedInterval(
+            onset_frame=rows[onset][1], apex_frame=rows[apex][1], offset_frame=rows[offset][1], onset_s=onset_s,
+            apex_s=float(times[apex]), offset_s=offset_s, peak_z=float(peak_z[strongest]),
+            peak_fw=float(peak_values[strongest]), regions=regions), None
