@@ -127,15 +127,15 @@ def test_detector_head_turn_or_light_change_refuses_the_interval(nuisance, cause
     assert not intervals and [r.cause for r in refusals] == [cause]
 
 
-def test_detector_blink_explains_eye_motion_but_not_a_brow_raise():
-    lids = [features({"eye_l": 0.001 + 0.03 * a, "eye_r": 0.001 + 0.03 * a}, blink=0.8 * a)
-            for a in np.sin(np.linspace(0, np.pi, 6)) ** 2]
+def test_detector_blink_explains_lid_and_brow_motion_and_its_shake_but_not_a_smile():
+    shape = np.sin(np.linspace(0, np.pi, 6)) ** 2
+    lids = [features({"eye_l": 0.001 + 0.03 * a, "eye_r": 0.001 + 0.03 * a, "brow_l": 0.001 + 0.01 * a,
+                      "mouth_l": 0.001 + 0.003 * a}, blink=0.8 * a) for a in shape]  # the shake: 0.3 % at the mouth
     intervals, refusals, _ = run_detector(lids)
     assert not intervals and [r.cause for r in refusals] == ["blink"]
-    brows = [v + features({"brow_l": 0.01 * a, "brow_r": 0.01 * a}) - features()
-             for v, a in zip(lids, np.sin(np.linspace(0, np.pi, 6)) ** 2)]
-    intervals, _, _ = run_detector(brows)
-    assert len(intervals) == 1 and set(intervals[0].regions) == {"brow_l", "brow_r"}
+    smile = [v + features({"mouth_l": 0.012 * a, "mouth_r": 0.012 * a}) - features() for v, a in zip(lids, shape)]
+    intervals, _, _ = run_detector(smile)
+    assert len(intervals) == 1 and set(intervals[0].regions) == {"mouth_l", "mouth_r"}
 
 
 def test_detector_talking_explains_mouth_motion():

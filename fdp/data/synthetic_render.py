@@ -71,9 +71,50 @@ class FrameGeometry:
         return self._cache[index]
 
 
-def _clamped(points: np.ndarray, delta: np.ndarray, down: np.ndarray, eye: float, lip: float) -> np.ndarray:
+def clamped(points: np.ndarray, delta: np.ndarray, down: np.ndarray, eye: float, lip: float) -> np.ndarray:
+    """`delta` with each eye and the lips closing by at most `eye` / `lip` of their own gap: lids never cross."""
     delta = warp.clamp_apertures(points, delta, EYE_PAIRS, down, eye)
     return warp.clamp_apertures(points, delta, LIP_PAIRS, down, lip)
+
+
+def face_region(points: np.ndarray, frame_hw: tuple[int, int], others: np.ndarray,
+                region_factor: float) -> tuple[np.ndarray, int]:
+    """Centre (whole-pixel crop) and side, source pixels, of the square around the face; other faces of a group
+    photo are kept out of it, so the aligner finds this face."""
+    box_min, box_max = points[:468].min(0), points[:468].max(0)
+    height, width = frame_hw
+    out_size = int(min(round(region_factor * float((box_max - box_min).max())), height, width))
+    face_centre = 0.5 * (box_min + box_max)
+    for other in others:
+        reach = 2.0 * float(np.abs(other - face_centre).max()) - eye_centre_distance(points)
+        out_size = max(min(out_size, int(reach)), int(float((box_max - box_min).max())))
+    half = (out_size - 1) / 2.0
+    centre = np.clip(face_centre, half, np.array([width, height]) - 1 - half)
+    return np.round(centre - half) + half, out_size  # whole pixels: with nuisances off, the warp resamples nothing
+
+
+def fit_amplitude(field: np.ndarray, similarity: warp.Similarity, points: np.ndarray, down: np.ndarray,
+                  target: float, unit_scale: float = 1.0) -> float:
+    """Canonical amplitude of `field` whose clamped motion on `points` peaks at `target` (source px x unit_scale):
+    clamping eats into lid and lip motions, so the amplitude is rescaled until the clamped peak is on target."""
+    amplitude = target / (unit_scale * similarity.scale)
+    for _ in range(_REFINE_STEPS):
+        moved = similarity.vectors(amplitude * field)[:, :2]
+        reached = float(np.linalg.norm(clamped(points, moved, down, ME_EYE_CLOSING, ME_LIP_CLOSING), axis=1).max())
+        reached *= unit_scale
+        if reached <= 0 or abs(reached - target) < 1e-3 * max(target, 1e-9):
+            break
+        amplitude *= target / reached
+    return amplitude
+
+
+def blink_delta(unit: np.ndarray, moved: np.ndarray, down: np.ndarray, closure: float,
+                pairs: tuple[tuple[int, int], ...] = BLINK_PAIRS) -> np.ndarray:
+    """The lid motion `unit` (source px) scaled to close the lids of `pairs` by `closure` of the aperture they
+    have in `moved` (the face as the expression left it), so a blink closes a widened or narrowed eye alike."""
+    gaps = np.array([(moved[lo] - moved[up]) @ down for up, lo in pairs])
+    closing = np.array([(unit[up] - unit[lo]) @ down for up, lo in pairs])
+    return unit * closure * float(np.mean(np.maximum(gaps, 0)) / max(np.mean(closing), 1e-9))
 
 
 def _source_indices(plan: ClipPlan, track: FaceTrack) -> np.ndarray:
@@ -86,18 +127,25 @@ def _source_indices(plan: ClipPlan, track: FaceTrack) -> np.ndarray:
     return usable[np.abs(usable[None, :] - index[:, None]).argmin(1)]
 
 
+def view_affine(centre: np.ndarray, out_size: int, zoom: float, rotation_deg: float, flip: bool,
+                offset: np.ndarray) -> np.ndarray:
+    """(2, 3) affine from output pixels to source pixels: an out_size square around `centre` + `offset` (source
+    px), zoomed (output px per source px), rotated and optionally mirrored."""
+    theta = math.radians(rotation_deg)
+    c, s = math.cos(theta), math.sin(theta)
+    linear = np.array([[c, s], [-s, c]]) / zoom  # rotation by -theta, then un-zoom
+    if flip:
+        linear = linear @ np.diag([-1.0, 1.0])
+    half = (out_size - 1) / 2.0
+    shift = centre + offset - linear @ np.array([half, half])
+    return np.c_[linear, shift]
+
+
 def _out_to_source(plan: ClipPlan, centre: np.ndarray, out_size: int, crop_scale: float, t_s: float) -> np.ndarray:
     """(2, 3) affine from output pixels to source pixels: crop, zoom, rotation, flip, head drift."""
     dx, dy, d_rot, d_scale = drift_at(plan, t_s)
-    theta = math.radians(plan.rotation_deg + d_rot)
-    zoom = plan.scale * (1.0 + d_scale)
-    c, s = math.cos(theta), math.sin(theta)
-    linear = np.array([[c, s], [-s, c]]) / zoom  # rotation by -theta, then un-zoom
-    if plan.flip:
-        linear = linear @ np.diag([-1.0, 1.0])
-    half = (out_size - 1) / 2.0
-    shift = centre + np.array([dx, dy]) / crop_scale - linear @ np.array([half, half])
-    return np.c_[linear, shift]
+    return view_affine(centre, out_size, plan.scale * (1.0 + d_scale), plan.rotation_deg + d_rot, plan.flip,
+                       np.array([dx, dy]) / crop_scale)
 
 
 def render_clip(plan: ClipPlan, track: FaceTrack, bank: AUFieldBank, triangles: np.ndarray,
@@ -107,16 +155,7 @@ def render_clip(plan: ClipPlan, track: FaceTrack, bank: AUFieldBank, triangles: 
     sources = _source_indices(plan, track)
     first = np.asarray(track.points[sources[0]], np.float64)
     crop_scale = crop_scale_of(first, settings)
-    box_min, box_max = first[:468].min(0), first[:468].max(0)
-    height, width = track.frames.shape[1:3]
-    out_size = int(min(round(plan.region_factor * float((box_max - box_min).max())), height, width))
-    face_centre = 0.5 * (box_min + box_max)
-    for other in track.others:  # group photos: keep the other faces' centres out of the crop
-        reach = 2.0 * float(np.abs(other - face_centre).max()) - eye_centre_distance(first)
-        out_size = max(min(out_size, int(reach)), int(float((box_max - box_min).max())))
-    half = (out_size - 1) / 2.0
-    centre = np.clip(face_centre, half, np.array([width, height]) - 1 - half)
-    centre = np.round(centre - half) + half  # whole-pixel crop: with nuisances off, the warp resamples nothing
+    centre, out_size = face_region(first, track.frames.shape[1:3], track.others, plan.region_factor)
 
     me_field = bank.combine(dict(plan.aus))
     me_field /= max(float(np.linalg.norm(me_field[:, :2], axis=1).max()), 1e-12)
@@ -126,29 +165,18 @@ def render_clip(plan: ClipPlan, track: FaceTrack, bank: AUFieldBank, triangles: 
     # canonical amplitude so the clamped apex reaches the requested peak at crop scale
     sim, _, down = geometry.at(sources[plan.apex])
     apex_points = np.asarray(track.points[sources[plan.apex]], np.float64)
-    amplitude = plan.peak_px / (crop_scale * sim.scale)
-    for _ in range(_REFINE_STEPS):
-        moved = sim.vectors(amplitude * me_field)[:, :2]
-        apex = _clamped(apex_points, moved, down, ME_EYE_CLOSING, ME_LIP_CLOSING)
-        reached = float(np.linalg.norm(apex, axis=1).max()) * crop_scale
-        if reached <= 0 or abs(reached - plan.peak_px) < 1e-3 * max(plan.peak_px, 1e-9):
-            break
-        amplitude *= plan.peak_px / reached
+    amplitude = fit_amplitude(me_field, sim, apex_points, down, plan.peak_px, crop_scale)
 
     frames, me_deltas, totals = [], [], []
     for i, source in enumerate(sources):
         sim, raster, down = geometry.at(int(source))
         points = np.asarray(track.points[source], np.float64)
         moved = sim.vectors(me_amp[i] * amplitude * me_field)[:, :2]
-        me = _clamped(points, moved, down, ME_EYE_CLOSING, ME_LIP_CLOSING)
+        me = clamped(points, moved, down, ME_EYE_CLOSING, ME_LIP_CLOSING)
         blink = np.zeros_like(me)
         if blink_amp[i] > 0:  # close each eye by the blink's share of its aperture as the ME left it
-            unit = sim.vectors(blink_field)[:, :2]
-            moved = points + me
-            gaps = np.array([(moved[lo] - moved[up]) @ down for up, lo in BLINK_PAIRS])
-            closing = np.array([(unit[up] - unit[lo]) @ down for up, lo in BLINK_PAIRS])
-            blink = unit * blink_amp[i] * float(np.mean(np.maximum(gaps, 0)) / max(np.mean(closing), 1e-9))
-        total = _clamped(points, me + blink, down, 1.0, 1.0)
+            blink = blink_delta(sim.vectors(blink_field)[:, :2], points + me, down, blink_amp[i])
+        total = clamped(points, me + blink, down, 1.0, 1.0)
         t_s = i / plan.fps
         affine = _out_to_source(plan, centre, out_size, crop_scale, t_s)
         image = warp.warp_frame(np.asarray(track.frames[source]), affine, out_size, raster, total)
@@ -161,13 +189,18 @@ def render_clip(plan: ClipPlan, track: FaceTrack, bank: AUFieldBank, triangles: 
 
 
 def _photometric(image: np.ndarray, plan: ClipPlan, t_s: float, index: int) -> np.ndarray:
-    """Exposure, flicker and sensor noise; the noise is seeded per frame, so every frame is reproducible."""
-    gain = plan.gain * gain_at(plan, t_s)
-    if gain == 1.0 and plan.bias == 0.0 and plan.noise_sigma == 0.0:
+    """Exposure, flicker and sensor noise of one clip frame."""
+    return photometric(image, plan.gain * gain_at(plan, t_s), plan.bias, plan.noise_sigma, plan.seed, index)
+
+
+def photometric(image: np.ndarray, gain: float, bias: float, noise_sigma: float, seed: int,
+                index: int) -> np.ndarray:
+    """Gain, bias and sensor noise; the noise is seeded by (seed, frame index), so every frame is reproducible."""
+    if gain == 1.0 and bias == 0.0 and noise_sigma == 0.0:
         return image
-    lit = cv2.addWeighted(image, gain, image, 0.0, plan.bias, dtype=cv2.CV_16S)
+    lit = cv2.addWeighted(image, gain, image, 0.0, bias, dtype=cv2.CV_16S)
     noise = np.zeros(image.shape, np.int16)
-    if plan.noise_sigma > 0:
-        cv2.setRNGSeed(int(np.random.SeedSequence([plan.seed, index]).generate_state(1)[0] & 0x7FFFFFFF))
-        cv2.randn(noise, 0.0, plan.noise_sigma)
+    if noise_sigma > 0:
+        cv2.setRNGSeed(int(np.random.SeedSequence([seed, index]).generate_state(1)[0] & 0x7FFFFFFF))
+        cv2.randn(noise, 0.0, noise_sigma)
     return cv2.add(lit, noise, dtype=cv2.CV_8U)

@@ -11,8 +11,10 @@ offset are where the motion crosses `edge_share` of its peak on either side.
 
 An interval is refused, with its cause, when it lasts longer than `max_duration_s` (macro), when the head turned
 (`pose_deg`) or the light changed (`light`) during it, when the whole face moved at once (global motion: MEs are
-local), or when nothing remains once the regions a nuisance explains are set aside: the lids during a blink or a
-glance, the mouth, lips, chin and cheeks while the jaw or lips move (talking).
+local), or when nothing remains once the regions a nuisance explains are set aside: the lids and brows during a
+blink or a glance, the mouth, lips, chin and cheeks while the jaw or lips move (talking). A nuisance also shakes
+the rest of the face a little (the landmarks it moves steer the alignment), so beside one, a region must also
+move `leak_share` of the nuisance's own motion to count.
 """
 
 from __future__ import annotations
@@ -25,14 +27,14 @@ import numpy as np
 from calibration.neutral import RestingNoise
 from fdp.errors import ConfigError
 from realtime.spotting.measures import FEATURE_NAMES
-from realtime.spotting.regions import EYE_REGIONS, REGION_NAMES, TALKING_REGIONS
+from realtime.spotting.regions import BLINK_REGIONS, REGION_NAMES, TALKING_REGIONS
 
 N_REGIONS = len(REGION_NAMES)
 _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 # Smallest resting deviation a feature is given, so a perfectly still synthetic face does not make every speck
 # of noise a 50-sigma event: region motion and lip gap in face widths, lids and jaw in blendshape/aperture units,
 # gaze in eye widths, pose in degrees, light as a share of the mean gray.
-NOISE_FLOORS = np.array([0.0008] * N_REGIONS + [0.02, 0.01, 0.01, 0.001, 0.1, 0.002])
+NOISE_FLOORS = np.array([0.0005] * N_REGIONS + [0.02, 0.01, 0.01, 0.001, 0.1, 0.002])
 BASELINE_RATE_HZ = 60.0  # idle frames the running baseline keeps per second, whatever the camera's rate
 
 
@@ -55,6 +57,7 @@ class SpotterSettings:
     lips_min_fw: float = 0.006  # lip gap change (face widths) that counts as talking
     head_min_deg: float = 1.5  # head rotation during an interval that makes it head motion
     light_min: float = 0.08  # relative brightness change that makes it a light change
+    leak_share: float = 0.2  # beside a nuisance, another region counts only past this share of its motion
     global_share: float = 0.8  # share of regions moving at the apex that makes it global motion
     baseline_s: float = 20.0  # the running baseline remembers this much idle time
     warmup_s: float = 1.0  # idle time a running baseline needs before the first interval
@@ -223,13 +226,16 @@ class IntervalDetector:
         if self._moving(rows[apex][3], rows[apex][4]).mean() >= s.global_share:
             return None, Refusal("global motion", onset_s, offset_s)
         explained: list[str] = []
-        for name, minimum, cause in (("blink", s.blink_min, "blink"), ("gaze", s.gaze_min, "glance")):
-            if flagged(name, minimum):
+        masked = np.zeros(N_REGIONS, bool)
+        for cause, regions, happened in (
+                ("blink", BLINK_REGIONS, flagged("blink", s.blink_min)),
+                ("glance", BLINK_REGIONS, flagged("gaze", s.gaze_min)),
+                ("talking", TALKING_REGIONS, flagged("jaw", s.jaw_min) or flagged("lip_gap", s.lips_min_fw))):
+            if happened:
                 explained.append(cause)
-                moving[[REGION_NAMES.index(r) for r in EYE_REGIONS]] = False
-        if flagged("jaw", s.jaw_min) or flagged("lip_gap", s.lips_min_fw):
-            explained.append("talking")
-            moving[[REGION_NAMES.index(r) for r in TALKING_REGIONS]] = False
+                masked[[REGION_NAMES.index(r) for r in regions]] = True
+        if masked.any():  # what a nuisance moves, it also shakes elsewhere: the rest must stand out of that
+            moving &= ~masked & (peak_values[:N_REGIONS] >= s.leak_share * peak_values[:N_REGIONS][masked].max())
         if not moving.any():
             return None, Refusal(" and ".join(explained) or "weak", onset_s, offset_s)
         order = np.argsort(-peak_z[:N_REGIONS])

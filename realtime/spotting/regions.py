@@ -3,9 +3,11 @@
 Regions follow the muscles micro-expressions move (brows: AU1/2/4; lids: AU5/7; nose sides and cheeks: AU6/9;
 mouth corners: AU12/14/15; lips: AU10; chin: AU17), one per side wherever an action can be one-sided, so that a
 motion is measured as a region's MEAN flow vector: a muscle moves its skin coherently while sensor noise and JPEG
-do not, so averaging vectors (not magnitudes) keeps the first and cancels the second. The nasal bridge moves
-with the head but with no expression, so its flow is the residual rigid motion the alignment left, and is taken
-off every region. Sides are the image's: `_l` is image-left (the subject's right).
+do not, so averaging vectors (not magnitudes) keeps the first and cancels the second. The nasal bridge, the
+temples and the face outline at eye level move with the head but with no action unit the spotter reads, so a
+similarity fitted to their flow is the rigid motion the alignment left (a blink, say, nudges the eye corners the
+aligner is anchored on, and with them the whole crop), and is taken off every region before it is read. Sides are
+the image's: `_l` is image-left (the subject's right).
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ REGIONS: dict[str, tuple[int, ...]] = {
     "chin": (152, 175, 199, 200, 18, 83, 313, 201, 421, 208, 428),
 }
 REGION_NAMES: tuple[str, ...] = tuple(REGIONS)
-STABLE = (168, 6, 197, 195, 5)  # nasal bridge: rigid with the skull, moved by no action unit the spotter cares about
+STABLE = (168, 6, 197, 195, 5, 127, 356, 162, 389, 234, 454, 10)  # nasal bridge, temples, outline, hairline
 FACE_OUTLINE = (234, 454)  # the widest points of the face outline: face width, the unit every motion is stated in
 
-EYE_REGIONS = ("eye_l", "eye_r")
+BLINK_REGIONS = ("eye_l", "eye_r", "brow_l", "brow_r")  # a blink or a glance drags the skin up to the brows
 TALKING_REGIONS = ("mouth_l", "mouth_r", "lips", "chin", "cheek_l", "cheek_r")
 LID_PAIRS = (((159, 145), (158, 153), (160, 144)), ((386, 374), (385, 380), (387, 373)))  # per eye: upper, lower
 EYE_CORNER_PAIRS = ((33, 133), (362, 263))
@@ -56,5 +58,20 @@ def region_motion(flow: np.ndarray, points: np.ndarray, smooth_px: int = 3) -> n
     xy[:, 0] = np.clip(xy[:, 0], 0, width - 1)
     xy[:, 1] = np.clip(xy[:, 1], 0, height - 1)
     at = flow[xy[:, 1], xy[:, 0]]  # (478, 2)
-    rigid = np.median(at[list(STABLE)], axis=0)
-    return np.array([np.linalg.norm(at[list(indices)].mean(axis=0) - rigid) for indices in REGIONS.values()])
+    residual = at - rigid_flow(points, at)
+    return np.array([np.linalg.norm(residual[list(indices)].mean(axis=0)) for indices in REGIONS.values()])
+
+
+def rigid_flow(points: np.ndarray, flow_at: np.ndarray) -> np.ndarray:
+    """(478, 2) the flow a similarity fitted (least squares) to the STABLE points' flow predicts at every point."""
+    stable = list(STABLE)
+    src = np.asarray(points, np.float64)[stable]
+    dst = src + flow_at[stable]
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    s, d = src - src_mean, dst - dst_mean
+    norm = max(float((s ** 2).sum()), 1e-9)
+    a = float((s[:, 0] * d[:, 0] + s[:, 1] * d[:, 1]).sum()) / norm
+    b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / norm
+    linear = np.array([[a, -b], [b, a]])
+    moved = (np.asarray(points, np.float64) - src_mean) @ linear.T + dst_mean
+    return moved - points
