@@ -184,7 +184,7 @@ def test_bad_arguments_give_one_line_config_errors(tmp_path):
     assert str(unknown.value) == "unknown nuisance(s) sneeze; choose from blink, talk, head, light, macro"
     with pytest.raises(ConfigError) as short:
         draw_script(0, "astronaut", duration_s=3.0, n_me=3)
-    assert str(short.value) == ("duration_s 3 with n_me 3: 3 micro-expressions need at least 4.5 s; lengthen the "
+    assert str(short.value) == ("duration_s 3 with n_me 3: 3 micro-expressions need at least 5.5 s; lengthen the "
                                 "video or lower n_me")
     with pytest.raises(ConfigError, match=r"^fps 29.97: use a whole frame rate of 15 or more$"):
         VideoScript("astronaut", 29.97, 2.0, 0, 1.0, 90)

@@ -30,7 +30,9 @@ MIN_FPS = 15  # a 0.15 s micro-expression needs an onset, an apex and an offset 
 ME_GAP_S = 1.0  # micro-expressions at least this far apart
 ME_CLEAR_S = 0.3  # ... and this far from a talking stretch, a nod or turn or a macro expression (a lamp: 1 s)
 BLINK_CLEAR_S = 0.2  # a blink may sit 0.2-1 s from a micro-expression (a wanted hard case), never on it
-EDGE_S = 0.5  # no micro-expression in the first or last half second
+EDGE_S = 0.5  # no micro-expression in the last half second
+LEAD_S = 1.5  # ... nor in a drawn video's first 1.5 s: a live spotter needs a stretch of the face at rest first
+# (the running baseline learns from its first idle second), as a camera has run a while before anything happens
 LONG_SHARE = 0.4  # talking and macro expressions take at most this share of a drawn video
 _ATTEMPTS = 8  # redraws of a crowded timeline before it is refused
 FACE_WIDTH_PX = 160.0  # output face width by default: a webcam's 640x480 view at arm's length
@@ -360,7 +362,7 @@ def _draw_once(rng: np.random.Generator, duration_s: float, nuisances: frozenset
     mes = []
     for _ in range(n_me):
         length = float(rng.uniform(MIN_ME_S, MAX_ME_S))
-        start = _starts(rng, length, EDGE_S, duration_s - EDGE_S, me_taken, 0.0)
+        start = _starts(rng, length, LEAD_S, duration_s - EDGE_S, me_taken, 0.0)
         if start is None:
             return None
         mes.append(draw_me(rng, start, length))
@@ -424,7 +426,7 @@ def draw_script(seed: int, face: str, fps: float = 30.0, duration_s: float = 20.
     unknown = sorted(set(nuisances) - set(NUISANCES))
     if unknown:
         raise ConfigError(f"unknown nuisance(s) {', '.join(unknown)}; choose from {', '.join(NUISANCES)}")
-    need = 2 * EDGE_S + n_me * MAX_ME_S + max(n_me - 1, 0) * ME_GAP_S
+    need = LEAD_S + EDGE_S + n_me * MAX_ME_S + max(n_me - 1, 0) * ME_GAP_S
     if n_me < 0 or duration_s < need:
         raise ConfigError(f"duration_s {duration_s:g} with n_me {n_me}: {n_me} micro-expressions need at least "
                           f"{need:g} s; lengthen the video or lower n_me")
