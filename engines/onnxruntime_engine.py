@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import onnxruntime as ort
 
 from engines.base import EncoderOutput, HeadOutput, ModelFiles, softmax
 from fdp.config import ONNX_FORMAT, ModelConfig
-from fdp.errors import ConfigError, ModelFileError
+from fdp.errors import ConfigError, ModelFileError, first_line
 
 
 class OnnxRuntimeEngine:
@@ -54,9 +55,32 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
     options.log_severity_level = 3  # errors only: ORT's warnings are not the user's business
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as error:  # ORT raises its own Fail/InvalidGraph/InvalidProtobuf types
-        raise ModelFileError(f"{path}: ONNX Runtime cannot load it ({str(error).strip().splitlines()[0][:160]}); "
-                             f"export the model again with python -m fdp.export") from None
+    except Exception as error:  # ORT raises its own Fail/InvalidGraph/InvalidArgument/... types
+        raise ModelFileError(_load_failure(path, error)) from None
+
+
+# What ONNX Runtime says when a graph asks for more than this build implements (an IR version, an opset, an op).
+_NEWER_THAN_THIS_RUNTIME = re.compile(r"Unsupported model IR version|Opset \d+ is under development|"
+                                      r"is not a registered function/op|Could not find an implementation")
+_ILL_FORMED = ("InvalidGraph", "InvalidArgument", "InvalidProtobuf")
+
+
+def _load_failure(path: Path, error: Exception) -> str:
+    """Why ONNX Runtime refused a graph that parses as ONNX, as what is wrong and what to do about it."""
+    text = str(error)
+    if _NEWER_THAN_THIS_RUNTIME.search(text):
+        graph = onnx.load(str(path), load_external_data=False)
+        opset = max((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), default=0)
+        return (f"{path}: needs a newer ONNX Runtime than onnxruntime {ort.__version__} (the graph is ONNX IR "
+                f"{graph.ir_version}, opset {opset}); upgrade onnxruntime, or export the model again with an older "
+                "opset (python -m fdp.export --opset 17)")
+    line = first_line(error, 1000)
+    detail = (line.partition(" failed:")[2] or line)[:160]  # what follows ORT's '[code] : Load model from X failed:'
+    if type(error).__name__ in _ILL_FORMED:
+        return (f"{path}: ONNX Runtime finds the graph invalid ({detail}); the file is damaged or was edited: "
+                "export the model again with python -m fdp.export")
+    return (f"{path}: ONNX Runtime cannot load it ({detail}); run the model's checkpoint instead with --engine "
+            "torch, or reinstall onnxruntime")
 
 
 def _read_graph_metadata(path: Path, role: str) -> tuple[ModelConfig, str]:

@@ -27,13 +27,14 @@ class TorchEngine:
         if precision not in dtypes:
             raise ConfigError(f"torch engine: unknown precision {precision!r}; choose one of {', '.join(dtypes)}")
         if precision != "fp32" and not device.startswith("cuda"):
-            raise ConfigError(f"torch engine: {precision} runs on CUDA only; use --precision fp32 on the CPU")
+            raise ConfigError(f"torch engine: {precision} runs on CUDA only; run fp32 on the CPU, or pick a GPU with "
+                              "--device cuda")
         self._torch = torch
         self._dtype = dtypes[precision]
         self._device = torch.device(device)
-        self.model = load_checkpoint(files.checkpoint, device=self._device).to(self._dtype)
+        self.model = load_checkpoint(files.checkpoint, device=self._device, flag="--model").to(self._dtype)
         self.config = self.model.config
-        self.training_data = read_checkpoint_metadata(files.checkpoint).get("training_data", "")
+        self.training_data = read_checkpoint_metadata(files.checkpoint, "--model").get("training_data", "")
         self.precision = precision
         self.has_dynamic_image = dynamic_image
         self._encode = self.model.encode_frames

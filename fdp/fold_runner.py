@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -29,12 +29,10 @@ from fdp.data.sources import training_data_statement
 from fdp.errors import ConfigError
 from fdp.losses import LossWeights
 from fdp.metrics import score
+from fdp.io import write_json
 from fdp.preprocess import ClipKey, clip_key
-from fdp.evaluate import write_json
+from fdp.train_config import TrainConfig
 from fdp.training_loop import SELECTION_RULES, EpochRecord, LoopSettings, resolve_device, train_fold
-
-if TYPE_CHECKING:
-    from fdp.train import TrainConfig
 
 FOLD_FORMAT = "fdp-live/fold/1"
 
@@ -63,15 +61,6 @@ def loop_settings(config: TrainConfig) -> LoopSettings:
         select_on_test=config.select_on_test, device=resolve_device(config.device))
 
 
-def split_items(data: FoldData, fold: Fold) -> tuple[list[ClipItem], list[ClipItem], list[ClipItem]]:
-    test, val = set(fold.test), set(fold.val)
-    parts: tuple[list[tuple[ClipSample, int]], ...] = ([], [], [])
-    for clip, label in data.clips:
-        key = subject_key(clip)
-        parts[2 if key in test else 1 if key in val else 0].append((clip, label))
-    return data.items(parts[0]), data.items(parts[1]), data.items(parts[2])
-
-
 def fold_metadata(fold: Fold, setting: ClassSetting, rule: str, label: str, epoch: int,
                   metrics: dict[str, Any], config: TrainConfig) -> dict[str, str]:
     """String metadata for the fold's checkpoint: what it was trained on and how it was selected."""
@@ -85,7 +74,7 @@ def fold_metadata(fold: Fold, setting: ClassSetting, rule: str, label: str, epoc
 def run_fold(config: TrainConfig, data: FoldData, fold: Fold, folder: Path, seed: int, console: Console,
              progress: bool = True) -> dict[str, Any]:
     """Train and test one fold, write its checkpoint and metrics.json; returns the metrics record."""
-    train, val, test = split_items(data, fold)
+    train, val, test = (data.items(part) for part in fold.split(data.clips, subject=lambda pair: subject_key(pair[0])))
     if len(train) < 2 or (not test and fold.test):
         raise ConfigError(f"fold {fold.index} ({fold.name}): {len(train)} training and {len(test)} test clips; "
                           "a fold needs 2+ training clips and 1+ test clip")

@@ -1,4 +1,5 @@
-"""The metrics micro-expression papers report, from a confusion matrix, in NumPy (no scikit-learn).
+"""The metrics micro-expression papers report, from a confusion matrix, in NumPy (tests/test_metrics.py holds
+them equal to scikit-learn's on random labels).
 
 - accuracy: correct / all.
 - UF1 (unweighted F1, macro F1): the mean over classes of F1_c = 2 TP_c / (2 TP_c + FP_c + FN_c). A class with no

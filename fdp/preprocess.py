@@ -11,9 +11,7 @@ cache on one machine before training on several:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import multiprocessing
 import os
 import time
@@ -25,13 +23,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fdp.cli import run_main
+from fdp.cli import CommandParser, run_main
 from fdp.config import PRESETS, AlignerSettings, ModelConfig, preset
 from fdp.data.clips import ClipSample
 from fdp.data.crop_cache import (CachedCrops, aligner_key, clip_cache_path, default_cache_dir, read_crops,
                                  source_fingerprint, write_crops)
 from fdp.data.sources import DATASET_IDS, check_sources, load_sources
 from fdp.errors import ConfigError
+from fdp.io import output_folder, write_json
 
 ClipKey = tuple[str, str, str]  # (dataset, subject, clip_id)
 
@@ -176,9 +175,8 @@ def preprocess_clips(clips: Sequence[ClipSample], settings: AlignerSettings, *, 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    (cache / aligner_key(settings)).mkdir(parents=True, exist_ok=True)
-    (cache / aligner_key(settings) / "aligner_settings.json").write_text(
-        json.dumps(dataclasses.asdict(settings), indent=2, sort_keys=True))
+    folder = output_folder(cache / aligner_key(settings), "--cache-dir")
+    write_json(folder / "aligner_settings.json", dataclasses.asdict(settings))
     report = PreprocessReport(clips=len(clips))
     entries: dict[int, CachedCrops] = {}
     jobs: list[tuple[int, tuple[ClipSample, np.ndarray, AlignerSettings, Path | None, Path]]] = []
@@ -232,7 +230,7 @@ def preprocess_clips(clips: Sequence[ClipSample], settings: AlignerSettings, *, 
 
 def parse_args(argv: list[str] | None) -> PreprocessConfig:
     d = PreprocessConfig.__dataclass_fields__
-    parser = argparse.ArgumentParser(prog="python -m fdp.preprocess", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="python -m fdp.preprocess", description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", action="append", default=[], choices=DATASET_IDS,
                         help="dataset id; repeat for several, each with its --root in the same order")
     parser.add_argument("--root", action="append", default=[], type=Path, help="the unpacked dataset folder")
@@ -246,24 +244,25 @@ def parse_args(argv: list[str] | None) -> PreprocessConfig:
     parser.add_argument("--workers", type=int, default=d["workers"].default,
                         help="aligner processes (default %(default)s)")
     a = parser.parse_args(argv)
-    return PreprocessConfig(tuple(a.dataset), tuple(a.root), a.preset, a.cache_dir, a.landmarker, a.window_s,
-                            a.length_jitter, a.workers)
+    return PreprocessConfig(datasets=tuple(a.dataset), roots=tuple(a.root), preset=a.preset, cache_dir=a.cache_dir,
+                            landmarker=a.landmarker, window_s=a.window_s, length_jitter=a.length_jitter,
+                            workers=a.workers)
 
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
+    cache = output_folder(config.cache_dir if config.cache_dir is not None else default_cache_dir(), "--cache-dir")
     sources = load_sources(config.datasets, config.roots)
     for line in sources.summaries:
         print(line)
     settings = preset(config.preset).aligner
-    cache = config.cache_dir if config.cache_dir is not None else default_cache_dir()
     report, _ = preprocess_clips(sources.clips, settings, cache_dir=cache, landmarker=config.landmarker,
                                  window_s=config.window_s, length_jitter=config.length_jitter,
                                  workers=config.workers, keep=False)
     folder = cache / aligner_key(settings)
-    record = {"config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
-              "report": dataclasses.asdict(report) | {"frames_per_s": report.frames_per_s}}
-    (folder / f"preprocess_{'+'.join(config.datasets)}.json").write_text(json.dumps(record, indent=2))
+    write_json(folder / f"preprocess_{'+'.join(config.datasets)}.json",
+               {"config": dataclasses.asdict(config),
+                "report": dataclasses.asdict(report) | {"frames_per_s": report.frames_per_s}})
     print(report.summary())
     print(f"cache: {folder}")
     return 0

@@ -13,141 +13,36 @@ training subjects; `--select-on-test` selects on the test subject instead, and e
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fdp.cli import run_main
-from fdp.config import PRESETS, ModelConfig, preset
+from fdp.cli import CommandParser, run_main
+from fdp.config import PRESETS, preset
 from fdp.data.classes import count_classes, labelled_clips
-from fdp.data.folds import Fold, leave_one_subject_out, subjects_of, validation_subjects
-from fdp.data.sources import DATASET_IDS, check_sources, load_sources, resolve_setting, setting_names
+from fdp.data.folds import Fold, fold_subjects, holdout_fold, leave_one_subject_out, match_subjects, subjects_of
+from fdp.data.sources import DATASET_IDS, load_sources, resolve_setting, setting_names
 from fdp.errors import ConfigError
+from fdp.io import output_folder, write_json
 from fdp.preprocess import clip_key, preprocess_clips
-from fdp.evaluate import write_json
-
-IMBALANCE = ("weighted", "balanced", "none")
-# Fields that may differ between the invocations that fill one run folder (other machines, other paths).
-PER_MACHINE_FIELDS = ("out", "roots", "folds", "device", "cache_dir", "landmarker", "align_workers")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """`python -m fdp.train`; written to <out>/train_config.json."""
-
-    out: Path = Path("runs/fdp")
-    datasets: tuple[str, ...] = ()
-    roots: tuple[Path, ...] = ()
-    classes: str = ""  # class setting; empty: the datasets' default (megc2019-3 for casme2 + samm)
-    preset: str = "live"
-    epochs: int = 30
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 2.0
-    lambda_di: float = 100.0  # the released FDP code's weight of the dynamic-image MSE
-    lambda_rank: float = 1.0
-    rank_margin: float = 0.1
-    window_s: float = ModelConfig().window_s
-    length_jitter: float = 0.2
-    augment: bool = True
-    imbalance: str = "weighted"  # class-weighted cross-entropy; or 'balanced' sampling; or 'none'
-    precise_bn_batches: int = 8  # BatchNorm statistics recomputed over up to this many training batches per eval
-    val_fraction: float = 0.2
-    select_on_test: bool = False
-    holdout_subjects: tuple[str, ...] = ()
-    train_all: bool = False  # one model on every subject, no test (evaluate it on other data with fdp.evaluate)
-    folds: tuple[str, ...] = ()  # fold indices or test subjects to run; empty: all
-    device: str = "auto"
-    seed: int = 0
-    cache_dir: Path | None = None
-    landmarker: Path | None = None
-    align_workers: int = min(2, os.cpu_count() or 1)  # processes aligning clips not in the crop cache yet
-
-    def __post_init__(self) -> None:
-        check_sources(self.datasets, self.roots)
-        resolve_setting(self.classes, self.datasets)
-        if self.preset not in PRESETS:
-            raise ConfigError(f"unknown model preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
-        if self.epochs < 1 or self.batch_size < 2:
-            raise ConfigError(f"--epochs {self.epochs} / --batch-size {self.batch_size}: need 1+ epochs and "
-                              "batches of 2+ clips (BatchNorm)")
-        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise ConfigError(f"--lr {self.lr} must be positive, --weight-decay and --warmup-epochs 0 or more")
-        if min(self.lambda_di, self.lambda_rank, self.rank_margin) < 0:
-            raise ConfigError("--lambda-di, --lambda-rank and --rank-margin must be 0 or more")
-        if self.window_s <= 0 or not 0 <= self.length_jitter < 1:
-            raise ConfigError(f"--window-s {self.window_s} must be positive, --length-jitter in 0..1")
-        if self.imbalance not in IMBALANCE:
-            raise ConfigError(f"--imbalance {self.imbalance!r}; choose one of {', '.join(IMBALANCE)}")
-        if self.precise_bn_batches < 0 or not 0 <= self.val_fraction < 1:
-            raise ConfigError("--precise-bn-batches must be 0 or more and --val-fraction in 0..1 (exclusive of 1)")
-        if self.train_all and (self.holdout_subjects or self.folds or self.select_on_test):
-            raise ConfigError("--train-all trains one model on every subject: it does not combine with "
-                              "--holdout-subjects, --folds or --select-on-test")
-        if self.holdout_subjects and self.folds:
-            raise ConfigError("--folds selects leave-one-subject-out folds; it does not combine with "
-                              "--holdout-subjects")
-        if self.align_workers < 1:
-            raise ConfigError(f"--align-workers {self.align_workers}: use 1 or more")
-        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
-            raise ConfigError(f"--device {self.device!r}; use auto, cpu or cuda (cuda:N)")
-
-    @property
-    def selection_flag(self) -> str:
-        return "select-on-test" if self.select_on_test else "validation"
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
-
-
-def match_subjects(names: tuple[str, ...], keys: list[str]) -> tuple[str, ...]:
-    """Subject keys for names given as keys ('casme2/sub01') or bare subjects ('sub01') that name one key."""
-    found = []
-    for name in names:
-        matches = [k for k in keys if k == name or k.split("/", 1)[1] == name]
-        if len(matches) != 1:
-            shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
-            why = "names several subjects; use dataset/subject" if matches else "has no usable clips"
-            raise ConfigError(f"subject {name!r} {why}; subjects are {shown}")
-        found.append(matches[0])
-    return tuple(found)
+from fdp.train_config import IMBALANCE, PER_MACHINE_FIELDS, TrainConfig
 
 
 def plan_folds(config: TrainConfig, clips: list[Any]) -> tuple[list[Fold], list[Fold]]:
     """(every fold of the protocol, the folds this invocation runs)."""
     keys = subjects_of(clips)
-    if config.train_all:
-        val = validation_subjects(keys, config.val_fraction, config.seed, 0)
-        fold = Fold(0, (), tuple(k for k in keys if k not in val), val)
-        return [fold], [fold]
-    if config.holdout_subjects:
-        test = match_subjects(config.holdout_subjects, keys)
-        rest = [k for k in keys if k not in test]
-        if not rest:
-            raise ConfigError("--holdout-subjects leaves no subject to train on")
-        val = validation_subjects(rest, config.val_fraction, config.seed, 0)
-        fold = Fold(0, test, tuple(k for k in rest if k not in val), val)
+    if config.train_all or config.holdout_subjects:
+        fold = holdout_fold(keys, match_subjects(config.holdout_subjects, keys), val_fraction=config.val_fraction,
+                            seed=config.seed)
         return [fold], [fold]
     folds = leave_one_subject_out(clips, val_fraction=config.val_fraction, seed=config.seed)
     if not config.folds:
         return folds, folds
-    wanted: set[int] = set()
-    for token in config.folds:
-        if token.isdigit():
-            if int(token) >= len(folds):
-                raise ConfigError(f"--folds {token}: this protocol has folds 0..{len(folds) - 1}")
-            wanted.add(int(token))
-        else:
-            key = match_subjects((token,), keys)[0]
-            wanted.add(next(f.index for f in folds if f.test == (key,)))
-    return folds, [f for f in folds if f.index in wanted]
+    return folds, leave_one_subject_out(clips, val_fraction=config.val_fraction, seed=config.seed,
+                                        only=fold_subjects(config.folds, keys))
 
 
 def fold_dir(out: Path, fold: Fold, holdout: bool) -> Path:
@@ -177,7 +72,7 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
 
     console = Console(highlight=False, soft_wrap=True)
     check_resume(config)
-    config.out.mkdir(parents=True, exist_ok=True)
+    output_folder(config.out, "--out")
     if not (config.out / "train_config.json").is_file():
         write_json(config.out / "train_config.json", config.to_dict())
     sources = load_sources(config.datasets, config.roots)
@@ -227,7 +122,7 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
 def parse_args(argv: list[str] | None) -> tuple[TrainConfig, bool]:
     """The config, and whether to show progress bars."""
     d = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    p = argparse.ArgumentParser(prog="python -m fdp.train", description=__doc__.splitlines()[0])
+    p = CommandParser(prog="python -m fdp.train", description=__doc__.splitlines()[0])
     p.add_argument("--dataset", action="append", default=[], choices=DATASET_IDS,
                    help="dataset id; repeat for a composite, each with its --root, in the same order")
     p.add_argument("--root", action="append", default=[], type=Path, help="the unpacked dataset folder")

@@ -30,7 +30,7 @@ class LiveConfig:
     landmarker: str | None = None  # face_landmarker.task; None: $FDP_LANDMARKER, else the fetched asset
     max_faces: int = 1
     window_s: float | None = None  # None: the model's own window (0.5 s for the bundled model)
-    spot_z: float = 5.0  # spotting: a region must move this many resting deviations to open an interval
+    spot_z: float = 4.0  # spotting: a region must move this many resting deviations to open an interval
     user: str | None = None  # load this user's neutral profile (or, with --calibrate, record it)
     profiles: str | None = None  # folder of neutral profiles; None: $FDP_PROFILES_DIR or ~/.local/share/fdp-live
     calibrate: float | None = None  # record SECONDS of the user's neutral face into a profile, then exit
@@ -58,7 +58,7 @@ class LiveConfig:
             raise ConfigError(f"--window-s {self.window_s}: use 0.05 to 5 seconds (0.5 s spans the longest ME)")
         if not 2.5 < self.spot_z <= 50.0:
             raise ConfigError(f"--spot-z {self.spot_z}: use more than 2.5 and at most 50 resting deviations "
-                              "(default 5; lower finds fainter motion and more false events)")
+                              "(default 4; lower finds fainter motion and more false events)")
         if self.calibrate is not None:
             if not 3.0 <= self.calibrate <= 600.0:
                 raise ConfigError(f"--calibrate {self.calibrate}: record 3 to 600 seconds (10-30 s is typical)")
@@ -102,7 +102,9 @@ HELP = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The run_live.py command line, with every default taken from LiveConfig."""
-    parser = argparse.ArgumentParser(
+    from fdp.cli import CommandParser  # one-line usage errors, like every command
+
+    parser = CommandParser(
         prog="run_live.py", description="Spot and recognize facial micro-expressions live with FDP.",
         epilog="What spots and what labels: a class-agnostic spotter (optical flow in facial regions, with blinks, "
                "talking, head motion and light changes set aside, thresholds in units of your resting noise) finds "

@@ -7,14 +7,14 @@ also the quickest way to check a publisher. Ctrl-C exits 130 quietly.
 
 from __future__ import annotations
 
-import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable
 
 import zmq
 
-from fdp.cli import run_main
+from fdp.cli import CommandParser, run_main
 from fdp.errors import ConfigError
 from realtime import schema
 from realtime.publishers.zmq import DEFAULT_ENDPOINT
@@ -24,8 +24,8 @@ _STYLES = {schema.TOPIC_PREDICTION: "cyan", schema.TOPIC_EVENT: "bold magenta", 
            schema.TOPIC_END: "bold yellow", schema.TOPIC_FRAME: "blue"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m realtime.subscribe",
+def build_parser() -> CommandParser:
+    parser = CommandParser(prog="python -m realtime.subscribe",
                                      description="Print the messages of a running FDP Live, each checked against "
                                                  "the schema.")
     parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="the publisher's endpoint (default: %(default)s)")
@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.count < 0:
         raise ConfigError(f"--count {args.count} must be 0 (never stop) or more")
     show = _make_printer(args.plain, args.json)
+    # Ctrl-C raises KeyboardInterrupt (exit 130 in run_main) even when this process inherited SIGINT ignored, as a
+    # background job of a non-interactive shell does and Python then leaves it. Set before subscribing: a publisher
+    # that has seen the subscription knows Ctrl-C is handled.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     socket: zmq.Socket = zmq.Context.instance().socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
     try:

@@ -6,7 +6,6 @@ Usage: python -m realtime.timeline --video single_face.mp4 --out single_face.png
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import textwrap
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fdp.cli import run_main
+from fdp.cli import CommandParser, run_main
 from realtime import schema
 from realtime.live_config import LiveConfig
 from realtime.pipeline import StopRequest, run_live
@@ -78,7 +77,7 @@ def plot_timeline(timeline: Timeline, title: str, path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m realtime.timeline", description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog="python -m realtime.timeline", description=__doc__.split("\n\n")[0])
     parser.add_argument("--video", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")

@@ -15,7 +15,8 @@ from fdp.errors import ModelFileError
 from fdp.export import export_onnx
 from fdp.model import FDP
 
-FIX = "pass --model with an FDP .safetensors checkpoint (the bundled one is models/fdp_live/model.safetensors)"
+FIX = ("pass --checkpoint an FDP .safetensors checkpoint (python -m fdp.train writes them; the bundled one is "
+       "models/fdp_live/model.safetensors)")
 
 
 @pytest.fixture()

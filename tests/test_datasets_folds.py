@@ -7,7 +7,8 @@ import pytest
 from builders import build_casme2, build_samm
 
 from fdp.data.casme2 import load_casme2
-from fdp.data.folds import leave_one_subject_out, subject_key, subjects_of, validation_subjects
+from fdp.data.folds import (fold_subjects, holdout_fold, leave_one_subject_out, match_subjects, subject_key,
+                            subjects_of, validation_subjects)
 from fdp.data.samm import load_samm
 from fdp.errors import ConfigError
 
@@ -89,3 +90,41 @@ def test_validation_subjects_bad_fraction_raises_config_error():
 def test_validation_subjects_leave_at_least_one_to_train():
     assert validation_subjects(["a"], 0.5, 0, 0) == ()
     assert len(validation_subjects(["a", "b"], 0.9, 0, 0)) == 1
+
+
+def test_fold_split_with_a_subject_function_keeps_items_whole(casme2_clips):
+    fold = leave_one_subject_out(casme2_clips)[2]
+    pairs = [(clip, i) for i, clip in enumerate(casme2_clips)]
+    parts = fold.split(pairs, subject=lambda pair: subject_key(pair[0]))
+    assert [[clip for clip, _ in part] for part in parts] == [list(part) for part in fold.split(casme2_clips)]
+    assert sorted(i for part in parts for _, i in part) == list(range(len(casme2_clips)))
+
+
+def test_match_subjects_bare_names_and_keys(casme2_clips):
+    keys = subjects_of(casme2_clips)
+    assert match_subjects(["sub02", "casme2/sub10"], keys) == ("casme2/sub02", "casme2/sub10")
+    with pytest.raises(ConfigError) as info:
+        match_subjects(["sub99"], keys)
+    assert str(info.value) == ("subject 'sub99' has no usable clips; subjects are casme2/sub01, casme2/sub02, "
+                               "casme2/sub03, casme2/sub04, casme2/sub05, casme2/sub06, ...")
+
+
+def test_fold_subjects_indices_and_names_select_the_same_folds_as_only(casme2_clips):
+    keys = subjects_of(casme2_clips)
+    chosen = leave_one_subject_out(casme2_clips, only=fold_subjects(["1", "sub04", "3"], keys))
+    full = leave_one_subject_out(casme2_clips)
+    assert chosen == [full[1], full[3]]
+    with pytest.raises(ConfigError) as info:
+        fold_subjects(["11"], keys)
+    assert str(info.value) == "--folds 11: this protocol has folds 0..10"
+
+
+def test_holdout_fold_tests_the_named_subjects_and_validates_on_the_rest(casme2_clips):
+    keys = subjects_of(casme2_clips)
+    fold = holdout_fold(keys, ("casme2/sub03",), val_fraction=0.2, seed=0)
+    assert fold.index == 0 and fold.test == ("casme2/sub03",) and len(fold.val) == 2
+    assert sorted(fold.train + fold.val, key=keys.index) == [k for k in keys if k != "casme2/sub03"]
+    everyone = holdout_fold(keys, (), val_fraction=0.0, seed=0)
+    assert everyone.test == () and everyone.train == tuple(keys)
+    with pytest.raises(ConfigError, match="leaves no subject to train on"):
+        holdout_fold(keys, tuple(keys), val_fraction=0.2, seed=0)

@@ -111,3 +111,42 @@ def test_model_files_locate_safetensors_path(model_folder):
     folder, _ = model_folder
     files = ModelFiles.locate(folder / "model.safetensors")
     assert files.encoder == folder / "encoder.onnx" and files.checkpoint == folder / "model.safetensors"
+
+
+def _copy_with_encoder(folder, graph: onnx.ModelProto, model_folder) -> None:
+    onnx.save(graph, str(folder / "encoder.onnx"))
+    (folder / "head.onnx").write_bytes((model_folder[0] / "head.onnx").read_bytes())
+
+
+def test_model_graph_newer_than_onnxruntime_names_the_upgrade_or_opset(tmp_path, model_folder):
+    import onnxruntime as ort
+
+    graph = onnx.load(str(model_folder[0] / "encoder.onnx"))
+    graph.opset_import[0].version = 99
+    _copy_with_encoder(tmp_path, graph, model_folder)
+    with pytest.raises(ModelFileError) as error:
+        load_engine(tmp_path, "onnxruntime")
+    assert str(error.value) == (f"{tmp_path / 'encoder.onnx'}: needs a newer ONNX Runtime than onnxruntime "
+                                f"{ort.__version__} (the graph is ONNX IR {graph.ir_version}, opset 99); upgrade "
+                                "onnxruntime, or export the model again with an older opset (python -m fdp.export "
+                                "--opset 17)")
+
+
+def test_model_graph_ill_formed_says_export_again(tmp_path, model_folder):
+    graph = onnx.load(str(model_folder[0] / "encoder.onnx"))
+    graph.graph.node[0].input[0] = "nothing_here"
+    _copy_with_encoder(tmp_path, graph, model_folder)
+    with pytest.raises(ModelFileError) as error:
+        load_engine(tmp_path, "onnxruntime")
+    assert str(error.value) == (f"{tmp_path / 'encoder.onnx'}: ONNX Runtime finds the graph invalid (Invalid model. "
+                                "Node input 'nothing_here' is not a graph input, initializer, or output of a previous "
+                                "node.); the file is damaged or was edited: export the model again with python -m "
+                                "fdp.export")
+
+
+def test_torch_engine_half_precision_on_cpu_names_a_flag_that_exists(model_folder):
+    from engines.torch_engine import TorchEngine
+
+    with pytest.raises(ConfigError) as error:
+        TorchEngine(ModelFiles.locate(model_folder[0]), device="cpu", precision="fp16")
+    assert str(error.value) == "torch engine: fp16 runs on CUDA only; run fp32 on the CPU, or pick a GPU with --device cuda"

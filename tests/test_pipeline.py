@@ -189,3 +189,67 @@ def test_cli_sigterm_mid_run_log_complete_and_ends_with_end(tmp_path, tiny_model
     assert [r["payload"]["seq"] for r in records] == list(range(len(records)))
     assert records[-1]["topic"] == "fdp/end" and records[-1]["payload"]["reason"] == "stopped by SIGTERM"
     assert "Traceback" not in stderr
+
+
+@pytest.fixture(scope="module")
+def short_video(tmp_path_factory) -> Path:
+    """The first 60 frames of the demo video, as a file that really ends there."""
+    path = tmp_path_factory.mktemp("video") / "first_60.avi"
+    capture = cv2.VideoCapture(str(asset_path("WolfgangLanger_Pexels.mp4")))
+    ok, image = capture.read()
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), capture.get(cv2.CAP_PROP_FPS),
+                             (image.shape[1], image.shape[0]))
+    for _ in range(60):
+        writer.write(image)
+        ok, image = capture.read()
+        assert ok
+    writer.release()
+    capture.release()
+    return path
+
+
+def start_subscriber_process(endpoint: str) -> subprocess.Popen:
+    """`python -m realtime.subscribe --until-end` in a process of its own, already subscribed when this returns:
+    a stand-in XPUB on the endpoint sees its subscription and lets the endpoint go, and the SUB reconnects to
+    the run that binds it next (resending its subscription)."""
+    stand_in = zmq.Context.instance().socket(zmq.XPUB)
+    stand_in.setsockopt(zmq.LINGER, 0)
+    stand_in.bind(endpoint)
+    process = subprocess.Popen([sys.executable, "-m", "realtime.subscribe", "--endpoint", endpoint, "--json",
+                                "--until-end"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert stand_in.poll(90_000) and stand_in.recv() == b"\x01fdp/"
+    finally:
+        stand_in.close(linger=0)
+    return process
+
+
+@pytest.mark.parametrize("stop", ["end of file", "max frames", "SIGTERM"])
+def test_cli_subscriber_in_another_process_gets_end_on_every_clean_stop(stop, tmp_path, short_video):
+    endpoint = free_endpoint()
+    subscriber = start_subscriber_process(endpoint)
+    log = tmp_path / "run.jsonl"
+    video = short_video if stop == "end of file" else asset_path("WolfgangLanger_Pexels.mp4")
+    extra = ["--max-frames", "60"] if stop == "max frames" else []
+    run = subprocess.Popen([sys.executable, "run_live.py", "--video", str(video), "--headless", "--quiet", "--zmq",
+                            endpoint, "--record", str(log), *extra], cwd=REPO, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        if stop == "SIGTERM":
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and run.poll() is None and (
+                    not log.exists() or len(log.read_text().splitlines()) < 20):
+                time.sleep(0.2)
+            run.send_signal(signal.SIGTERM)
+        _, run_err = run.communicate(timeout=120)
+        assert run.returncode == 0, run_err
+        out, err = subscriber.communicate(timeout=60)  # --until-end: it exits once fdp/end has arrived
+    finally:
+        run.kill()
+        subscriber.kill()
+    reason = {"end of file": "end of file", "max frames": "max frames (60) reached",
+              "SIGTERM": "stopped by SIGTERM"}[stop]
+    assert (subscriber.returncode, err) == (0, "")
+    received = [json.loads(line) for line in out.splitlines()]
+    assert received[-1]["topic"] == "fdp/end" and received[-1]["payload"]["reason"] == reason
+    assert received[-1] == json.loads(log.read_text().splitlines()[-1])

@@ -166,6 +166,63 @@ def test_zmq_endpoint_in_use_raises_one_line_config_error():
         first.close()
 
 
+@pytest.mark.parametrize("endpoint, expected", [
+    ("nonsense", "nonsense: not a ZeroMQ endpoint (Invalid argument); give --zmq as tcp://HOST:PORT, e.g. "
+                 "tcp://127.0.0.1:5555, or off"),
+    ("tcp://127.0.0.1", "tcp://127.0.0.1: not a ZeroMQ endpoint (Invalid argument); give --zmq as tcp://HOST:PORT, "
+                        "e.g. tcp://127.0.0.1:5555, or off"),
+    ("udp://127.0.0.1:5555", "udp://127.0.0.1:5555: not a ZeroMQ endpoint (The protocol is not compatible with the "
+                             "socket type); give --zmq as tcp://HOST:PORT, e.g. tcp://127.0.0.1:5555, or off"),
+    ("tcp://nohost.invalid:5555", "tcp://nohost.invalid:5555: cannot bind the ZeroMQ publisher (No such device): "
+                                  "the host is not an address of this machine; give --zmq tcp://127.0.0.1:PORT, or "
+                                  "tcp://*:PORT to publish on every interface"),
+])
+def test_zmq_malformed_endpoint_raises_one_line_config_error_that_names_the_form(endpoint, expected):
+    with pytest.raises(ConfigError) as error:
+        ZmqPublisher(endpoint)
+    assert str(error.value) == expected
+
+
+# A publisher in a process of its own sends a backlog far larger than the kernel's socket buffers, then fdp/end,
+# then closes and exits at once, as run_live.py does after the last frame.
+BACKLOG_PUBLISHER = """
+import sys
+import numpy as np
+from realtime import schema
+from realtime.frames import AnnotatedFrame, EndOfStream
+from realtime.publishers.zmq import ZmqPublisher
+
+publisher = ZmqPublisher("tcp://127.0.0.1:*")
+print(publisher.endpoint, flush=True)
+assert publisher.wait_for_subscriber(timeout_s=90)
+image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+frame = schema.encode(AnnotatedFrame(frame_index=0, t_capture_ns=0, image=image), source="clip.mp4", seq=0)
+for _ in range(int(sys.argv[1])):
+    publisher.publish(frame)
+publisher.publish(schema.encode(EndOfStream("end of file", frames=1, events=0), source="clip.mp4", seq=1))
+publisher.close()
+"""
+
+
+@pytest.mark.timeout(120)
+def test_zmq_close_delivers_the_backlog_and_end_to_a_subscriber_in_another_process(subscriber):
+    backlog = 90  # ~20 MB of JPEG noise, below the send high-water mark of 100 so nothing is dropped on purpose
+    process = subprocess.Popen([sys.executable, "-c", BACKLOG_PUBLISHER, str(backlog)], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        subscriber.connect(process.stdout.readline().strip())
+        topics = []
+        while not topics or topics[-1] != schema.TOPIC_END:
+            if not subscriber.poll(60_000):  # nothing for a minute: the rest was thrown away
+                break
+            topics.append(schema.decode(subscriber.recv_multipart()).topic)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert topics == [schema.TOPIC_FRAME] * backlog + [schema.TOPIC_END]
+
+
 def test_zmq_default_endpoints_are_loopback():
     from realtime.subscribe import build_parser
 
@@ -272,14 +329,27 @@ def test_subscribe_cli_prints_valid_messages_and_reports_invalid_ones():
     assert err == "invalid message: fdp/end: missing field 'source'\n"
 
 
-@pytest.mark.timeout(60)
-def test_subscribe_cli_ctrl_c_exits_130_quietly():
+# A subscriber started as a background job of a non-interactive shell (`python -m realtime.subscribe &`) inherits
+# SIGINT ignored: Python then installs no KeyboardInterrupt handler of its own, so the command must.
+IGNORING_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                   "os.execv(sys.executable, [sys.executable, '-m', 'realtime.subscribe', *sys.argv[1:]])")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_subscribe_cli_ctrl_c_exits_130_quietly(inherited):
     publisher = ZmqPublisher(ANY_PORT)
-    process = start_subscriber_cli(publisher.endpoint)
+    if inherited == "default":
+        process = start_subscriber_cli(publisher.endpoint)
+    else:
+        process = subprocess.Popen([sys.executable, "-c", IGNORING_SIGINT, "--endpoint", publisher.endpoint], cwd=REPO,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert publisher.wait_for_subscriber(timeout_s=30)  # it is in its receive loop
+        # The subscriber installs its Ctrl-C handler before it subscribes, so once the subscription arrives here
+        # the signal is handled, however slowly the process got there.
+        assert publisher.wait_for_subscriber(timeout_s=90)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        out, err = process.communicate(timeout=90)
     finally:
         process.kill()
         publisher.close()

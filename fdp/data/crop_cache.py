@@ -25,6 +25,7 @@ import numpy as np
 
 from fdp.config import AlignerSettings
 from fdp.data.clips import ClipSample
+from fdp.io import atomic_write
 
 CACHE_FORMAT = "fdp-live/crops/1"
 ENV_CACHE_DIR = "FDP_CACHE_DIR"
@@ -95,14 +96,11 @@ class CachedCrops:
 
 
 def write_crops(path: Path, entry: CachedCrops) -> Path:
-    """Write an entry atomically: a temporary file in the same folder, renamed over the target when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial")
-    with partial.open("wb") as handle:
+    """Write an entry atomically (`fdp.io.atomic_write`), so an interrupted run leaves it whole or absent."""
+    with atomic_write(path) as handle:
         np.savez_compressed(handle, crops=entry.crops, frame_numbers=entry.frame_numbers, found=entry.found,
                             meta=np.array(json.dumps({"format": CACHE_FORMAT, "fingerprint": entry.fingerprint,
                                                       "settings_key": entry.settings_key})))
-    os.replace(partial, path)
     return path
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from fdp.config import AlignerSettings
 from fdp.errors import ConfigError, VideoError
+from fdp.io import atomic_write
 
 CACHE_VERSION = "fdp-synthetic-faces/4"
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp"}
@@ -154,11 +155,10 @@ def _detect_video(path: Path, cache: Path) -> tuple[np.ndarray, np.ndarray, floa
                 faces = aligner.detect(frame, round(index * 1000.0 / fps))
                 if faces:
                     points[index] = np.c_[faces[0].points[:478], faces[0].depth[:478]]
-        cache.mkdir(parents=True, exist_ok=True)
-        partial = frames_path.with_suffix(".partial.npy")
-        np.save(partial, np.stack(frames))
-        np.savez(marks_path, points=points, fps=fps)
-        os.replace(partial, frames_path)
+        with atomic_write(marks_path) as handle:
+            np.savez(handle, points=points, fps=fps)
+        with atomic_write(frames_path) as handle:  # last: both files present means both are whole
+            np.save(handle, np.stack(frames))
     with np.load(marks_path) as marks:
         points, fps = marks["points"], float(marks["fps"])
     return np.load(frames_path, mmap_mode="r"), points, fps
@@ -196,8 +196,8 @@ def _detect_still(image: np.ndarray, cache: Path, max_faces: int) -> np.ndarray:
                     found.append(points)
     found.sort(key=lambda p: float(p[:, 0].mean()))
     stacked = np.stack(found) if found else np.zeros((0, 478, 3), np.float32)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.save(marks_path, stacked.astype(np.float32))
+    with atomic_write(marks_path) as handle:
+        np.save(handle, stacked.astype(np.float32))
     return stacked
 
 

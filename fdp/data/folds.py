@@ -7,19 +7,23 @@ subject. The split is by subject, not by clip, for the same reason: clips of one
 
 Subjects are keyed `dataset/subject` (`casme2/sub01`, `samm/006`) so composite settings never merge two people.
 Pass the clips you will train on (after the class setting has left some out): a subject with no such clip gets no
-fold.
+fold. A fixed split (`holdout_fold`) and a subset of the LOSO folds (`fold_subjects` with `only=`) are planned
+here too, from subjects named by the user as keys or bare names (`match_subjects`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from fdp.data.clips import ClipSample
 from fdp.data.sheets import natural_key
 from fdp.errors import ConfigError
+
+Item = TypeVar("Item")
 
 
 def subject_key(clip: ClipSample) -> str:
@@ -45,13 +49,15 @@ class Fold:
     def name(self) -> str:
         return "+".join(self.test) or "all subjects"
 
-    def split(self, clips: Sequence[ClipSample]) -> tuple[list[ClipSample], list[ClipSample], list[ClipSample]]:
-        """(train, val, test) clips of this fold, each in the order given."""
+    def split(self, items: Sequence[Item], subject: Callable[[Item], str] | None = None
+              ) -> tuple[list[Item], list[Item], list[Item]]:
+        """(train, val, test) items of this fold, each in the order given; `subject` gives an item's subject key
+        (None: the items are clips)."""
         test, val = set(self.test), set(self.val)
-        parts: tuple[list[ClipSample], list[ClipSample], list[ClipSample]] = ([], [], [])
-        for clip in clips:
-            key = subject_key(clip)
-            parts[2 if key in test else 1 if key in val else 0].append(clip)
+        parts: tuple[list[Item], list[Item], list[Item]] = ([], [], [])
+        for item in items:
+            key = subject(item) if subject is not None else subject_key(item)  # type: ignore[arg-type]
+            parts[2 if key in test else 1 if key in val else 0].append(item)
         return parts
 
 
@@ -93,3 +99,38 @@ def leave_one_subject_out(clips: Iterable[ClipSample], *, val_fraction: float = 
         val = validation_subjects(rest, val_fraction, seed, index)
         folds.append(Fold(index, (test,), tuple(s for s in rest if s not in val), val))
     return folds
+
+
+def match_subjects(names: Iterable[str], keys: Sequence[str]) -> tuple[str, ...]:
+    """Subject keys for names given as keys ('casme2/sub01') or bare subjects ('sub01') that name one key."""
+    found = []
+    for name in names:
+        matches = [k for k in keys if k == name or k.split("/", 1)[1] == name]
+        if len(matches) != 1:
+            shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
+            why = "names several subjects; use dataset/subject" if matches else "has no usable clips"
+            raise ConfigError(f"subject {name!r} {why}; subjects are {shown}")
+        found.append(matches[0])
+    return tuple(found)
+
+
+def fold_subjects(tokens: Iterable[str], keys: Sequence[str]) -> tuple[str, ...]:
+    """The test subjects of the LOSO folds named by fold index ('3') or subject ('sub04'), for `only=`."""
+    chosen = []
+    for token in tokens:
+        if token.isdigit():
+            if int(token) >= len(keys):
+                raise ConfigError(f"--folds {token}: this protocol has folds 0..{len(keys) - 1}")
+            chosen.append(keys[int(token)])  # fold i tests the i-th subject in natural order
+        else:
+            chosen.extend(match_subjects((token,), keys))
+    return tuple(chosen)
+
+
+def holdout_fold(keys: Sequence[str], test: Sequence[str], *, val_fraction: float, seed: int) -> Fold:
+    """Fold 0 of a fixed split: `test` subjects test (none: a model of every subject), the rest train or validate."""
+    rest = [k for k in keys if k not in set(test)]
+    if not rest:
+        raise ConfigError("--holdout-subjects leaves no subject to train on")
+    val = validation_subjects(rest, val_fraction, seed, 0)
+    return Fold(0, tuple(test), tuple(k for k in rest if k not in val), val)

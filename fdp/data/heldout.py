@@ -10,12 +10,11 @@ their own. Usage:
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 from fdp.assets import EVALUATION_FACES, asset_path
-from fdp.cli import run_main
+from fdp.cli import CommandParser, run_main
 from fdp.data.face_sources import subject_slug
 from fdp.data.synthetic import SynthConfig, write_synthetic
 
@@ -33,7 +32,7 @@ def write_heldout_set(out: Path, clips: int, seed: int, fields: str = "own", wor
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fdp.data.heldout", description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog="python -m fdp.data.heldout", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--clips", type=int, default=400)
     parser.add_argument("--seed", type=int, default=1000)

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from fdp.data.clips import ClipSample
-from fdp.data.sheets import Table, cell_int, cell_text, find_child_dir, natural_key, one_line
-from fdp.errors import ConfigError, DatasetLayoutError
+from fdp.data.sheets import Table, cell_int, cell_text, find_child_dir, natural_key
+from fdp.errors import ConfigError, DatasetLayoutError, first_line
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ def jpeg_problem(path: Path) -> str | None:
             handle.seek(max(0, size - 1024))  # some encoders pad after the end-of-image marker
             tail = handle.read()
     except OSError as err:
-        return f"unreadable frame ({one_line(err)})"
+        return f"unreadable frame ({first_line(err)})"
     if head != b"\xff\xd8":
         return "not a JPEG (no start-of-image marker)"
     if b"\xff\xd9" not in tail:

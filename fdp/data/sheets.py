@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from fdp.errors import DatasetLayoutError
+from fdp.errors import DatasetLayoutError, first_line
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -64,12 +64,6 @@ def cell_int(value: object) -> int | None:
     if re.fullmatch(r"[+-]?\d+(\.0+)?", text):
         return int(float(text))
     return None
-
-
-def one_line(error: BaseException) -> str:
-    """An exception's text squeezed onto one line, for error messages that must stay one line."""
-    text = " ".join(str(error).split())
-    return text or type(error).__name__
 
 
 def find_file(root: Path, patterns: Iterable[str], hint: str, *, what: str = "sheet", max_depth: int = 2) -> Path:
@@ -121,7 +115,7 @@ def read_workbook(path: Path) -> dict[str, pd.DataFrame]:
     try:
         book = pd.read_excel(path, sheet_name=None, header=None, dtype=object, engine="openpyxl")
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError) as err:
-        raise DatasetLayoutError(f"{path}: not a readable .xlsx workbook ({one_line(err)}); "
+        raise DatasetLayoutError(f"{path}: not a readable .xlsx workbook ({first_line(err)}); "
                                  "restore it from the dataset archive") from err
     return {str(name): frame for name, frame in book.items()}
 

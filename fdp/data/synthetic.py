@@ -8,10 +8,9 @@ class, onset/apex/offset frame numbers, fps, AUs, peak size at the aligned-crop 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
-import json
+import io
 import multiprocessing
 import os
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fdp.cli import run_main
+from fdp.cli import CommandParser, run_main
 from fdp.config import SYNTHETIC_CLASSES, AlignerSettings
 from fdp.data.au_fields import FIELD_SETS, field_provenance, load_field_bank
 from fdp.data.clip_plan import Ranges, plan_clip
@@ -32,6 +31,7 @@ from fdp.data.clips import ClipSample
 from fdp.data.face_sources import FaceTrack, load_tracks
 from fdp.data.synthetic_render import FrameGeometry, render_clip
 from fdp.errors import ConfigError, DatasetLayoutError
+from fdp.io import output_folder, write_bytes, write_json
 
 MANIFEST = "manifest.csv"
 CONFIG_FILE = "synthetic_config.json"
@@ -57,6 +57,8 @@ class SynthConfig:
         r = self.ranges
         if self.clips < 1:
             raise ConfigError(f"--clips {self.clips}: write at least one clip")
+        if self.seed < 0:
+            raise ConfigError(f"--seed {self.seed}: use 0 or more")
         if not 0 < r.min_px <= r.max_px:
             raise ConfigError(f"--min-px {r.min_px} / --max-px {r.max_px}: need 0 < min <= max (crop pixels)")
         if not 0 < r.min_me_s <= r.max_me_s:
@@ -138,7 +140,7 @@ def write_synthetic(config: SynthConfig, progress: bool = True,
     out = config.out
     if (out / MANIFEST).exists():
         raise ConfigError(f"{out} already holds a synthetic set ({MANIFEST}); choose a new --out or delete it")
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out, "--out")
     probe = Synthesizer(config)  # loads and caches every face before the workers start, and fails early
     tracks, dropped = probe.tracks, probe.dropped
     if dropped:
@@ -160,14 +162,14 @@ def write_synthetic(config: SynthConfig, progress: bool = True,
                 for row in pool.map(_write_one, range(config.clips), chunksize=4):
                     rows.append(row)
                     bar.advance(task)
-    with (out / MANIFEST).open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    record = dataclasses.asdict(config) | {
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_json(out / CONFIG_FILE, dataclasses.asdict(config) | {
         "au_fields": field_provenance(config.fields),
-        "sources": {t.info.subject: dataclasses.asdict(t.info) for t in tracks}, "left_out": dropped}
-    (out / CONFIG_FILE).write_text(json.dumps(record, indent=2, default=str))
+        "sources": {t.info.subject: dataclasses.asdict(t.info) for t in tracks}, "left_out": dropped})
+    write_bytes(out / MANIFEST, table.getvalue().encode("utf-8"))  # last: a manifest marks a finished set
     return rows
 
 
@@ -198,7 +200,7 @@ def load_synthetic(root: Path) -> list[ClipSample]:
 def _parse(argv: list[str] | None) -> SynthConfig:
     r = Ranges()
     d = SynthConfig(out=Path("."))
-    parser = argparse.ArgumentParser(prog="python -m fdp.data.synthetic", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="python -m fdp.data.synthetic", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder to write (must not hold a set already)")
     parser.add_argument("--clips", type=int, default=d.clips)
     parser.add_argument("--seed", type=int, default=d.seed)
@@ -216,9 +218,11 @@ def _parse(argv: list[str] | None) -> SynthConfig:
     parser.add_argument("--fields", choices=FIELD_SETS, default=d.fields,
                         help="AU fields: 'mixed' uses py-feat's where right (research-only terms), 'own' only ours")
     a = parser.parse_args(argv)
-    ranges = Ranges(a.fps, a.min_px, a.max_px, a.min_me_s, a.max_me_s, a.min_clip_s, a.max_clip_s)
+    ranges = Ranges(fps=a.fps, min_px=a.min_px, max_px=a.max_px, min_me_s=a.min_me_s, max_me_s=a.max_me_s,
+                    min_clip_s=a.min_clip_s, max_clip_s=a.max_clip_s)
     subjects = tuple(s.strip() for s in a.subjects.split(",") if s.strip())
-    return SynthConfig(a.out, a.clips, a.seed, ranges, subjects, a.extra_faces, a.workers, a.fields)
+    return SynthConfig(out=a.out, clips=a.clips, seed=a.seed, ranges=ranges, subjects=subjects,
+                       extra_faces=a.extra_faces, workers=a.workers, fields=a.fields)
 
 
 def main(argv: list[str] | None = None) -> int:
