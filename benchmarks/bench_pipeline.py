@@ -22,11 +22,11 @@ from fdp.align import FaceAligner
 from fdp.assets import asset_path
 from fdp.rank_pooling import rank_pool
 from realtime import schema
+from realtime.frames import LATENCY_STAGES
 from realtime.live_config import LiveConfig
 from realtime.pipeline import StopRequest, run_live
 from realtime.window import FaceWindow
 
-STAGES = ("align", "encode", "pool", "head", "e2e")
 
 
 def run_once(model: str | None, engine: str, paced: bool, frames: int, log: Path) -> dict[str, float]:
@@ -43,7 +43,7 @@ def run_once(model: str | None, engine: str, paced: bool, frames: int, log: Path
     loop_fps = (len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1e9)
     result = {"frames": end.frames, "wall_s": wall_s, "fps": loop_fps, "dropped": status["dropped_frames"],
               "predictions": len(predictions)}
-    for stage in STAGES:
+    for stage in LATENCY_STAGES:
         values = np.array([p["latency_ms"][stage] for p in predictions])
         result[f"{stage}_p50"], result[f"{stage}_p99"] = np.percentile(values, 50), np.percentile(values, 99)
     return result
@@ -94,9 +94,9 @@ def main() -> None:
             title = "paced at the file's 23.98 fps" if paced else "unpaced (as fast as possible)"
             print(f"\n{title}: {r['frames']} frames ({r['wall_s']:.1f} s with start-up), loop {r['fps']:.1f} fps, "
                   f"{r['dropped']} dropped, {r['predictions']} predictions")
-            print("  stage ms  " + "  ".join(f"{s:>14}" for s in STAGES))
-            print("  p50       " + "  ".join(f"{r[f'{s}_p50']:14.2f}" for s in STAGES))
-            print("  p99       " + "  ".join(f"{r[f'{s}_p99']:14.2f}" for s in STAGES))
+            print("  stage ms  " + "  ".join(f"{s:>14}" for s in LATENCY_STAGES))
+            print("  p50       " + "  ".join(f"{r[f'{s}_p50']:14.2f}" for s in LATENCY_STAGES))
+            print("  p99       " + "  ".join(f"{r[f'{s}_p99']:14.2f}" for s in LATENCY_STAGES))
     stream_ms, reencode_ms = streaming_vs_reencoding(args.model, args.engine, args.rounds)
     print(f"\nnew window, model work only: streaming {stream_ms:.3f} ms vs re-encoding the window "
           f"{reencode_ms:.3f} ms: {reencode_ms / stream_ms:.1f}x")

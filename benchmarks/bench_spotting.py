@@ -259,13 +259,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N videos of each split")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--set-seed", type=int, default=0,
+                        help="added to the seeds a missing set is built with (7 tune, 1007 heldout): a fresh set")
     args = parser.parse_args(argv)
     results = {}
     for split in args.splits:
         folder = args.sets / split
         if not (folder / "index.json").is_file():
             print(f"building the {split} set in {folder}", flush=True)
-            write_video_set(LongVideoConfig(out=folder, split=split, seed=7 if split == "tune" else 1007))
+            write_video_set(LongVideoConfig(out=folder, split=split,
+                                            seed=(7 if split == "tune" else 1007) + args.set_seed))
         print(f"{split}:", flush=True)
         results[split] = run_split(folder, args.model, args.limit, lambda line: print(line, flush=True))
     print(markdown(results))

@@ -127,6 +127,8 @@ class LivePipeline:
         else:
             reason = stop.reason
         for track in list(self.tracker.tracks.values()):
+            last = track.state.spotter.finish()
+            track.state.pending += [last] if last is not None else []
             self._label_intervals(track, final=True)
         end = EndOfStream(reason=reason, frames=self.frames, events=self.events)
         self.fanout.publish(end)

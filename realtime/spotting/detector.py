@@ -9,7 +9,8 @@ deviations (and at least `min_motion_fw` face widths) beyond rest, and closes wh
 head turn or a new light does not do within half a second. The apex is the frame of largest motion; onset and
 offset are where the motion crosses `edge_share` of its peak on either side.
 
-An interval is refused, with its cause, when it lasts longer than `max_duration_s` (macro), when the head turned
+An interval is refused, with its cause, when it lasts longer than `max_duration_s`, or when the face moves again
+within `confirm_s` of coming back (both: macro, a micro-looking step of a longer movement), when the head turned
 (`pose_deg`) or the light changed (`light`) during it, when the whole face moved at once (global motion: MEs are
 local), or when nothing remains once the regions a nuisance explains are set aside: the lids and brows during a
 blink or a glance, the mouth, lips, chin and cheeks while the jaw or lips move (talking). A nuisance also shakes
@@ -48,6 +49,7 @@ class SpotterSettings:
     open_z: float = 4.0
     close_z: float = 2.0
     close_s: float = 0.04  # every region must stay under close_z this long to close
+    confirm_s: float = 0.2  # ... and the face must then stay at rest this long (no lag_s is shorter)
     min_motion_fw: float = 0.002  # a region must also move this many face widths (0.2 %)
     edge_share: float = 0.25  # onset / offset where the motion crosses this share of its peak
     max_duration_s: float = 0.5  # onset to offset; longer is a macro-expression
@@ -68,6 +70,8 @@ class SpotterSettings:
             raise ConfigError(f"spotter thresholds: need 0 < close_z ({self.close_z}) < open_z ({self.open_z})")
         if self.crop_size < 32:
             raise ConfigError(f"spotter crop_size {self.crop_size}: use 32 px or more")
+        if not 0.0 <= self.confirm_s <= self.lag_s:
+            raise ConfigError(f"spotter confirm_s {self.confirm_s}: use 0 to lag_s ({self.lag_s}) seconds")
         if not 0.05 <= self.lag_s <= 1.0 or not 0.1 <= self.max_duration_s <= 1.0:
             raise ConfigError(f"spotter lag_s {self.lag_s} / max_duration_s {self.max_duration_s}: use 0.05-1 s "
                               "and 0.1-1 s")
@@ -142,6 +146,7 @@ class IntervalDetector:
         self._open_s: float | None = None
         self._quiet_since: float | None = None
         self._refractory = False
+        self._candidate: SpottedInterval | None = None  # closed, waiting out confirm_s of rest
 
     @property
     def noise(self) -> RestingNoise | None:
@@ -163,26 +168,47 @@ class IntervalDetector:
         while self._history and self._history[0][0] < t_s - self._keep_s:
             self._history.popleft()
         if self._open_s is None:
+            moving = self._moving(z, values).any()
+            confirmed, refusal = self._confirm(t_s, moving)
             if self._refractory:
                 self._refractory = score >= s.close_z
-            elif self._moving(z, values).any():
+            elif moving:
                 self._open_s, self._quiet_since = t_s, None
-                return DetectorStep(score, True)
-            if self.running is not None and not self._refractory:
+                return DetectorStep(score, True, None, refusal)
+            if self.running is not None and not self._refractory and self._candidate is None:
                 self.running.add(t_s, values)
-            return DetectorStep(score, False)
+            return DetectorStep(score, False, confirmed, refusal)
         if score < s.close_z:
             self._quiet_since = t_s if self._quiet_since is None else self._quiet_since
         else:
             self._quiet_since = None
         if self._quiet_since is not None and t_s - self._quiet_since >= s.close_s:
-            interval, refusal = self._finish()
-            return DetectorStep(score, False, interval, refusal)
+            self._candidate, refusal = self._finish()
+            return DetectorStep(score, False, None, refusal)
         if t_s - self._open_s > s.max_duration_s + s.lag_s:
             refusal = Refusal("macro", self._open_s, t_s)
             self._open_s, self._refractory = None, True
             return DetectorStep(score, False, None, refusal)
         return DetectorStep(score, True)
+
+    def _confirm(self, t_s: float, moving: bool) -> tuple[SpottedInterval | None, Refusal | None]:
+        """A closed interval becomes an event once the face has stayed at rest for confirm_s after it; motion
+        again in that time (against the same pre-onset face) makes it part of a longer movement: a macro."""
+        candidate = self._candidate
+        if candidate is None:
+            return None, None
+        if moving:
+            self._candidate = None
+            return None, Refusal("macro", candidate.onset_s, t_s)
+        if t_s - candidate.offset_s >= self.settings.confirm_s:
+            self._candidate = None
+            return candidate, None
+        return None, None
+
+    def flush(self) -> SpottedInterval | None:
+        """At the end of a stream: the interval still waiting for its confirmation, if any."""
+        candidate, self._candidate = self._candidate, None
+        return candidate
 
     def _moving(self, z: np.ndarray, values: np.ndarray) -> np.ndarray:
         """(N_REGIONS,) regions moving enough to open an interval."""

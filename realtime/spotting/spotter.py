@@ -17,7 +17,7 @@ import numpy as np
 
 from calibration.neutral import NeutralProfile
 from fdp.align import FaceLandmarks
-from realtime.spotting.detector import DetectorStep, IntervalDetector, SpotterSettings
+from realtime.spotting.detector import DetectorStep, IntervalDetector, SpottedInterval, SpotterSettings
 from realtime.spotting.measures import FaceMeasure, FlowMeter, compare, measure_face, spotting_settings
 
 SPOTTER_VERSION = "fdp-spot/1"
@@ -83,6 +83,10 @@ class FaceSpotter:
         if self.detector.is_open:
             self._frozen, self._release_s = reference, np.inf
         elif was_open:
-            timed_out = step.refusal is not None and step.interval is None and step.refusal.offset_s == t_s
+            timed_out = step.refusal is not None and step.refusal.offset_s == t_s
             self._release_s = t_s if timed_out else t_s + self.settings.lag_s
         return SpotStep(step, features)
+
+    def finish(self) -> SpottedInterval | None:
+        """At the end of the stream: an interval that closed too recently to be confirmed, as an event."""
+        return self.detector.flush()
