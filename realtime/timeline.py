@@ -1,5 +1,5 @@
 """Run the live recognizer over a video file and plot what it published over time: each class's probability,
-the window motion and the spotted events. The model card's real-video figures come from this.
+the spotter's score and the spotted events. The model card's real-video figures come from this.
 
 Usage: python -m realtime.timeline --video single_face.mp4 --out single_face.png [--model models/fdp_live]
 """
@@ -67,7 +67,7 @@ def plot_timeline(timeline: Timeline, title: str, path: Path) -> Path:
     top.set_ylabel("probability")
     top.legend(loc="upper right", fontsize=8, ncol=len(timeline.labels))
     bottom.plot(timeline.media_s, timeline.motion, color="k", lw=1)
-    bottom.set_ylabel("window motion")
+    bottom.set_ylabel("spotter score (resting SD)")
     bottom.set_xlabel("video time (s)")
     figure.suptitle(f"{title}\n" + textwrap.fill(timeline.model, 120), fontsize=8)
     figure.tight_layout()
