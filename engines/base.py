@@ -6,6 +6,7 @@ rank-pooled features. Inputs are float32 crops in [0, 1], (N, C, H, W); N counts
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -18,7 +19,20 @@ from fdp.errors import ModelFileError
 ENCODER_FILE = "encoder.onnx"
 HEAD_FILE = "head.onnx"
 CHECKPOINT_FILE = "model.safetensors"
-BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "models" / "fdp_live"
+BUNDLED_NAME = "fdp_live"
+
+
+def bundled_model_folder() -> Path:
+    """The bundled model's folder. Installed from a wheel, models/ is the package-data package `fdp_models`
+    (pyproject.toml maps it, so the files live once, in models/); in a source checkout it is models/ beside us."""
+    spec = importlib.util.find_spec("fdp_models")
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if (Path(location) / BUNDLED_NAME / ENCODER_FILE).is_file():
+            return Path(location) / BUNDLED_NAME
+    return Path(__file__).resolve().parents[1] / "models" / BUNDLED_NAME
+
+
+BUNDLED_MODEL = bundled_model_folder()
 
 
 @dataclass(frozen=True)

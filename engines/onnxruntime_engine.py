@@ -26,7 +26,9 @@ class OnnxRuntimeEngine:
         if head_config != self.config:
             raise ModelFileError(f"{files.head}: made from a different model than {files.encoder}; export both "
                                  f"graphs again with python -m fdp.export")
-        threads = threads or min(os.cpu_count() or 1, 4)
+        if threads is not None and threads < 1:
+            raise ConfigError(f"--threads {threads}: use 1 or more ONNX Runtime threads")
+        threads = threads if threads is not None else min(os.cpu_count() or 1, 4)
         self._encoder = _session(files.encoder, threads)
         self._head = _session(files.head, threads)
         self.has_dynamic_image = len(self._head.get_outputs()) > 1

@@ -2,6 +2,8 @@
 
 `CommandParser` is the argparse parser of every command: a usage error is one line naming the fix (exit 2), not
 the usage block. `run_main` runs a command: an `FDPError` is one line (exit 1), Ctrl-C exits 130 quietly.
+`run_command` does the same for an installed command (`[project.scripts]`, e.g. `fdp-train`), whose help and
+usage lines then carry that name instead of `python -m fdp.train`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from fdp.errors import FDPError
 
 _REQUIRED = "the following arguments are required: "
 _UNRECOGNIZED = "unrecognized arguments: "
+_command_name: str | None = None  # the installed command this process runs as (set by run_command), if any
 
 
 def _integer(text: str) -> int:
@@ -41,6 +44,8 @@ class CommandParser(argparse.ArgumentParser):
     is not one of auto, onnxruntime, torch`. `type=int` and `type=float` options get these checks by themselves."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if _command_name is not None:  # run as an installed command: its usage lines carry the name typed
+            kwargs["prog"] = _command_name
         super().__init__(*args, **kwargs)
         self.register("type", int, _integer)  # the registry is shared with argument groups, so they get it too
         self.register("type", float, _number)
@@ -71,3 +76,10 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def run_command(main: Callable[[list[str] | None], int | None], name: str) -> int:
+    """Run `main` as the installed command `name`: `run_main`, with every CommandParser's prog set to `name`."""
+    global _command_name
+    _command_name = name
+    return run_main(main)

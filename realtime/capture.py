@@ -3,7 +3,10 @@
 One code path (cv2.VideoCapture); only the hand-over differs. A live source keeps the newest frame (an unread one is
 replaced and counted as dropped), so a slow pipeline never holds capture back. A file delivers every frame through a
 small bounded buffer (the thread waits for room before it grabs), as fast as the consumer goes or at the file's own
-rate. A lost live source is reopened with bounded exponential backoff while the consumer's reads just time out.
+rate, once or (`loop`, the demo standing in for a camera) over and over with its media time running on. A lost live
+source is reopened with exponential backoff while the consumer's reads just time out, and given up once it has sent
+no frame for `ReconnectPolicy.give_up_s`; a stream's open and reads time out after `STREAM_TIMEOUT_S`, so a stalled
+one is noticed and the end comes within about give_up_s + STREAM_TIMEOUT_S of the last frame.
 """
 
 from __future__ import annotations
@@ -56,19 +59,26 @@ _TRANSITIONS: dict[CaptureState, set[CaptureState]] = {
 }
 _FINISHED = (CaptureState.ENDED, CaptureState.STOPPED)
 _CAMERA_PROPS = {"width": cv2.CAP_PROP_FRAME_WIDTH, "height": cv2.CAP_PROP_FRAME_HEIGHT, "fps": cv2.CAP_PROP_FPS}
+STREAM_TIMEOUT_S = 5.0  # a stream URL's open and each read give up after this (FFmpeg's own default is 30 s)
 
 
 @dataclass(frozen=True)
 class ReconnectPolicy:
-    """How a lost live source is reopened: waits of initial_s, doubling up to max_s, at most `attempts` times."""
+    """How a lost live source is reopened: waits of initial_s, doubling up to max_s, until it has sent no frame for
+    give_up_s (0: it is not reopened at all). A time, not a number of attempts, so the end comes when it is said to
+    whatever each attempt costs."""
 
     initial_s: float = 0.5
     max_s: float = 8.0
-    attempts: int = 10
+    give_up_s: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.initial_s <= 0 or self.max_s < self.initial_s or self.attempts < 0:
-            raise ConfigError(f"reconnect policy {self}: need 0 < initial_s <= max_s and attempts >= 0")
+        if not (0 < self.initial_s <= self.max_s < math.inf and 0 <= self.give_up_s < math.inf):
+            raise ConfigError(f"reconnect policy {self}: need 0 < initial_s <= max_s and give_up_s >= 0")
+
+    def delay_s(self, attempt: int) -> float:
+        """The wait before reopen attempt `attempt` (1, 2, ...)."""
+        return min(self.initial_s * 2.0 ** min(attempt - 1, 60), self.max_s)
 
 
 @runtime_checkable
@@ -85,6 +95,10 @@ class FrameSource(Protocol):
     def end_reason(self) -> str | None: ...
     @property
     def dropped_frames(self) -> int: ...
+    @property
+    def outage_s(self) -> float: ...
+    @property
+    def reconnects(self) -> int: ...
     def start(self) -> None: ...
     def read(self, timeout_s: float | None = None) -> Frame | None: ...
     def stop(self) -> None: ...
@@ -113,16 +127,20 @@ class VideoSource:
     """A capture thread over any cv2.VideoCapture source; read frames with `read(timeout_s)` or by iterating.
 
     `kind` overrides what `spec` looks like (a file read as a live stream, say); `realtime` paces a file at its own
-    rate; width, height, fps and fourcc are asked of a camera; `buffer_frames` bounds a file's hand-over buffer.
+    rate; `loop` reads a file again from its start when it ends; width, height, fps and fourcc are asked of a
+    camera; `buffer_frames` bounds a file's hand-over buffer.
     """
 
     def __init__(self, spec: int | str | Path, *, kind: SourceKind | None = None, realtime: bool = False,
-                 width: int | None = None, height: int | None = None, fps: float | None = None,
+                 loop: bool = False, width: int | None = None, height: int | None = None, fps: float | None = None,
                  fourcc: str | None = None, buffer_frames: int = 2,
                  reconnect: ReconnectPolicy = ReconnectPolicy()) -> None:
         self.kind = classify_source(spec) if kind is None else kind
         self.live = self.kind is not SourceKind.FILE
         self.realtime, self._fourcc, self._name = realtime, fourcc, describe_source(spec, self.kind)
+        if loop and self.live:
+            raise ConfigError(f"{self._name}: only a video file can be looped; a {self.kind.value} goes on by itself")
+        self.loop = loop
         self._target: int | str = int(str(spec)) if self.kind is SourceKind.CAMERA else str(spec)
         self._asked = {key: value for key, value in (("width", width), ("height", height), ("fps", fps))
                        if value is not None}
@@ -142,7 +160,9 @@ class VideoSource:
         self._state = CaptureState.CREATED
         self._frames: deque[Frame] = deque()
         self._end_reason: str | None = None
-        self._captured = self._dropped = self._reconnects = self._t_start_ns = 0
+        self._captured = self._dropped = self._reconnects = self._t_start_ns = self._last_frame_ns = 0
+        self._lost_since_ns: int | None = None  # the last frame's time while a live source is lost
+        self._media_offset_s = 0.0  # added to a looped file's own timestamps, so its media time runs on
         self._thread: threading.Thread | None = None
         self.nominal_fps, self.frame_count = 0.0, 0  # the source's CAP_PROP_FPS and (files) header frame count
 
@@ -178,8 +198,16 @@ class VideoSource:
 
     @property
     def reconnects(self) -> int:
+        """Times a lost live source came back (delivered a frame again)."""
         with self._changed:
             return self._reconnects
+
+    @property
+    def outage_s(self) -> float:
+        """Seconds since the last frame while a live source is lost (and after it was given up); 0 while frames come."""
+        with self._changed:
+            since = self._lost_since_ns
+        return 0.0 if since is None else max(0.0, (time.monotonic_ns() - since) / 1e9)
 
     def start(self) -> None:
         """Open the source, grab its first frame and start the thread; an unusable source raises its error here."""
@@ -268,7 +296,12 @@ class VideoSource:
             raise VideoError(f"{self._name}: {reason}; check --video")
         log_level = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our one line says it all
         try:
-            capture = cv2.VideoCapture(self._target)
+            if self.kind is SourceKind.STREAM:  # bounded waits: a stalled or unreachable stream counts as lost
+                timeout_ms = int(STREAM_TIMEOUT_S * 1000)
+                capture = cv2.VideoCapture(self._target, cv2.CAP_FFMPEG, [
+                    cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+            else:
+                capture = cv2.VideoCapture(self._target)
         finally:
             cv2.utils.logging.setLogLevel(log_level)
         if not capture.isOpened():
@@ -323,7 +356,8 @@ class VideoSource:
             return None
         if not ok or image is None or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             return None
-        media_s = pos_s if self.kind is SourceKind.FILE else (t_capture_ns - self._t_start_ns) / 1e9
+        media_s = (pos_s + self._media_offset_s if self.kind is SourceKind.FILE
+                   else (t_capture_ns - self._t_start_ns) / 1e9)
         return Frame(index, t_capture_ns, media_s, image, self._name), pos_s
 
     def _deliver(self, frame: Frame) -> bool:
@@ -332,6 +366,14 @@ class VideoSource:
             if self._state is CaptureState.STOPPED:
                 return False
             self._captured += 1
+            self._last_frame_ns = frame.t_capture_ns
+            if self._lost_since_ns is not None:  # a lost live source is back
+                log.warning("%s: frames again after %.1f s", self._name,
+                            (frame.t_capture_ns - self._lost_since_ns) / 1e9)
+                self._lost_since_ns = None
+                self._reconnects += 1
+                if self._state is CaptureState.RECONNECTING:
+                    self._set_state(CaptureState.RUNNING)
             while len(self._frames) >= self._capacity:  # only a live source gets here full: files wait for room
                 self._frames.popleft()
                 self._dropped += 1
@@ -340,11 +382,12 @@ class VideoSource:
             return True
 
     def _run(self, capture: cv2.VideoCapture, first: tuple[Frame, float]) -> None:
-        """The capture thread: grab until the source ends, reopening a lost live source."""
+        """The capture thread: grab until the source ends, reopening a lost live source (and a looped file)."""
         reason = "end of stream"
         try:
             pace_from: tuple[int, float] | None = (first[0].t_capture_ns, first[1])
             index = since_open = 1
+            last = first[0]
             attempts = 0  # reopen attempts since the last frame
             if not self._deliver(first[0]):
                 return
@@ -354,22 +397,36 @@ class VideoSource:
                     return
                 if got is None and not self.live:  # a header's frame count may be a frame or two off
                     count = self.frame_count
-                    broke = count > 0 and index < count - max(1, count // 100)
-                    reason = (f"{self._name}: video broke off after {index} of {count} frames (truncated or corrupt)"
-                              if broke else "end of file")
-                    return
+                    broke = count > 0 and since_open < count - max(1, count // 100)
+                    if broke or not self.loop or since_open == 0:
+                        reason = (f"{self._name}: video broke off after {since_open} of {count} frames (truncated "
+                                  "or corrupt)" if broke else "end of file")
+                        return
+                    capture.release()
+                    try:
+                        capture = self._open()  # the file from its start, its media time and pacing running on
+                    except VideoError as error:  # it went away meanwhile
+                        reason = str(error)
+                        return
+                    period_s = 1.0 / self.nominal_fps if self.nominal_fps > 0 else 1.0 / 30
+                    self._media_offset_s = last.media_s + period_s
+                    since_open, pace_from = 0, (last.t_capture_ns + int(period_s * 1e9), 0.0)
+                    continue
                 if got is None:
                     capture.release()
                     reopened = self._reopen(attempts)
                     if reopened is None:
-                        reason = (f"{self._name}: lost, not back after {self._reconnect.attempts} attempts; "
-                                  "check the connection")
+                        give_up_s = self._reconnect.give_up_s
+                        reason = (f"{self._name}: lost, not back within {give_up_s:g} s; check the connection"
+                                  if give_up_s > 0 else f"{self._name}: lost (reconnecting is off); check the "
+                                  "connection")
                         return
                     (capture, attempts), since_open, pace_from = reopened, 0, None
                     continue
                 pace_from = pace_from or (got[0].t_capture_ns, got[1])
                 if not self._deliver(got[0]):
                     return
+                last = got[0]
                 index, since_open, attempts = index + 1, since_open + 1, 0
         except Exception as error:  # a bug: end the stream with its reason rather than leave the consumer waiting
             log.exception("%s: the capture thread failed", self._name)
@@ -381,25 +438,29 @@ class VideoSource:
                     self._set_state(CaptureState.ENDED, reason)
 
     def _reopen(self, after_attempt: int) -> tuple[cv2.VideoCapture, int] | None:
-        """Reopen with backoff; the capture and the attempts since the last frame, or None (given up, or stopped)."""
+        """Reopen with backoff until `give_up_s` after the last frame; the capture and the attempts since the last
+        frame, or None (given up, or stopped). The state stays RECONNECTING until a frame comes: an open that
+        gives no frame is no recovery."""
         with self._changed:
             if self._state is CaptureState.STOPPED:
                 return None
+            if self._lost_since_ns is None:
+                self._lost_since_ns = self._last_frame_ns or time.monotonic_ns()
+            lost_since_ns = self._lost_since_ns
             self._set_state(CaptureState.RECONNECTING)
         policy = self._reconnect
-        for attempt in range(after_attempt + 1, policy.attempts + 1):
-            delay_s = min(policy.initial_s * 2 ** (attempt - 1), policy.max_s)
-            log.warning("%s: no frames; reopening in %.2f s (%d/%d)", self._name, delay_s, attempt, policy.attempts)
-            if not self._wait(time.monotonic_ns() + int(delay_s * 1e9)):
+        give_up_ns = lost_since_ns + int(policy.give_up_s * 1e9)
+        attempt = after_attempt
+        while (now_ns := time.monotonic_ns()) < give_up_ns:
+            attempt += 1
+            delay_s = policy.delay_s(attempt)
+            log.warning("%s: no frames for %.1f s; reopening in %.2f s (giving up %g s after the last frame)",
+                        self._name, (now_ns - lost_since_ns) / 1e9, delay_s, policy.give_up_s)
+            if not self._wait(min(now_ns + int(delay_s * 1e9), give_up_ns)):
                 return None
             try:
                 capture = self._open()
             except (CameraError, VideoError):
                 continue
-            with self._changed:  # if stop() came meanwhile, the thread sees it and releases the capture
-                self._reconnects += 1
-                if self._state is not CaptureState.STOPPED:
-                    self._set_state(CaptureState.RUNNING)
-            log.warning("%s: open again after %d attempt(s)", self._name, attempt)
             return capture, attempt
         return None

@@ -7,6 +7,7 @@ so a value handed to another thread can never change under it. `realtime.schema`
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -132,18 +133,33 @@ class StatusReport:
     faces: int
     spotter: str  # what spots events
     baseline: str  # whose resting noise the spotter's thresholds are in: a user's profile, or a running baseline
+    source_state: str = "running"  # the input's capture state: running, reconnecting (a live source was lost), ...
+    outage_s: float = 0.0  # seconds since the input's last frame while it is lost; 0 while frames come
+    reconnects: int = 0  # times a lost live input came back
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(str(label) for label in self.labels))
 
 
+class EndCause(enum.Enum):
+    """Why a run ended, as data: the exit status and what happens after the end read this, never the wording of
+    the end record's `reason` (which is for people, and says more)."""
+
+    END_OF_STREAM = "end of stream"  # the input ran out, broke off, or was lost for good
+    MAX_FRAMES = "max frames"  # --max-frames reached
+    INTERRUPTED = "interrupted"  # Ctrl-C (SIGINT): the command exits 130
+    TERMINATED = "terminated"  # SIGTERM
+    STOPPED = "stopped"  # stopped by the program that runs the pipeline
+
+
 @dataclass(frozen=True)
 class EndOfStream:
-    """The last message of a run: why it ended and what it saw (topic `fdp/end`)."""
+    """The last message of a run: why it ended and what it saw (topic `fdp/end`; `cause` stays in-process)."""
 
     reason: str
     frames: int
     events: int
+    cause: EndCause = EndCause.END_OF_STREAM
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,4 +1,8 @@
-"""`LiveConfig`: every setting of a live run, in one frozen dataclass; the command line reads its defaults from it."""
+"""`LiveConfig`: every setting of a live run, in one frozen dataclass; the command line reads its defaults from it.
+
+`__post_init__` checks every setting against its range, so a number that cannot work is one line naming the flag
+(`--threads -3: use 1 to 256 ...`) before anything is loaded or opened.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,19 @@ import argparse
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from engines.factory import ENGINE_CHOICES
 from fdp.errors import ConfigError
 from realtime.publishers.zmq import DEFAULT_ENDPOINT
+
+
+MAX_THREADS = 256
+MIN_SIDE_PX, MAX_SIDE_PX = 16, 8192  # a camera frame's width or height
+MAX_CAMERA_FPS = 1000
+MAX_FACES = 16
+MAX_FRAMES_PER_S = 60  # annotated frames a second: the page shows 4, a camera gives at most 60 or so
+MAX_RECONNECT_S = 3600
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,7 @@ class LiveConfig:
     preview_port: int = 7860
     quiet: bool = False  # no console status line (the start line, events and errors still print)
     max_frames: int | None = None  # stop after this many frames (tests, benchmarks)
+    reconnect_s: float = 60.0  # a lost camera or stream is retried this long after its last frame, then the run ends
 
     def __post_init__(self) -> None:
         sources = [name for name, given in (("--camera", self.camera is not None), ("--video", self.video is not None),
@@ -52,8 +65,16 @@ class LiveConfig:
                               f"choose one input, not {' and '.join(sources)}")
         if self.engine not in ENGINE_CHOICES:
             raise ConfigError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINE_CHOICES)}")
-        if self.max_faces < 1:
-            raise ConfigError(f"--max-faces {self.max_faces}: use 1 or more")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise ConfigError(f"--threads {self.threads}: use 1 to {MAX_THREADS} ONNX Runtime threads (default: one "
+                              "per core, up to 4)")
+        for flag, value in (("--width", self.width), ("--height", self.height)):
+            if value is not None and not MIN_SIDE_PX <= value <= MAX_SIDE_PX:
+                raise ConfigError(f"{flag} {value}: use {MIN_SIDE_PX} to {MAX_SIDE_PX} pixels")
+        if self.fps is not None and not 0 < self.fps <= MAX_CAMERA_FPS:
+            raise ConfigError(f"--fps {self.fps}: use more than 0 and at most {MAX_CAMERA_FPS} frames a second")
+        if not 1 <= self.max_faces <= MAX_FACES:
+            raise ConfigError(f"--max-faces {self.max_faces}: use 1 to {MAX_FACES} faces")
         if self.window_s is not None and not 0.05 <= self.window_s <= 5.0:
             raise ConfigError(f"--window-s {self.window_s}: use 0.05 to 5 seconds (0.5 s spans the longest ME)")
         if not 2.5 < self.spot_z <= 50.0:
@@ -64,12 +85,16 @@ class LiveConfig:
                 raise ConfigError(f"--calibrate {self.calibrate}: record 3 to 600 seconds (10-30 s is typical)")
             if self.user is None:
                 raise ConfigError("--calibrate needs --user NAME: the profile is stored under that name")
-        if self.frames_per_s <= 0:
-            raise ConfigError(f"--frames-per-s {self.frames_per_s}: use a positive rate")
+        if not 0 < self.frames_per_s <= MAX_FRAMES_PER_S:
+            raise ConfigError(f"--frames-per-s {self.frames_per_s}: use more than 0 and at most {MAX_FRAMES_PER_S} "
+                              "frames a second")
         if not 1 <= self.preview_port <= 65535:
             raise ConfigError(f"--preview-port {self.preview_port}: use a port number from 1 to 65535")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"--max-frames {self.max_frames}: use 1 or more")
+        if not 0 <= self.reconnect_s <= MAX_RECONNECT_S:
+            raise ConfigError(f"--reconnect-s {self.reconnect_s}: use 0 (end at the first loss) to {MAX_RECONNECT_S} "
+                              "seconds")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -97,19 +122,28 @@ HELP = {
     "headless": "no preview page", "preview_host": "address the preview page binds (default: this machine only)",
     "preview_port": "port of the preview page", "quiet": "no console status line",
     "max_frames": "stop after this many frames",
+    "reconnect_s": "a camera or stream that stops sending is reopened with backoff (0.5 s, doubling to 8 s); after "
+                   "this many seconds without a frame the run ends with fdp/end and the reason, within about 5 s "
+                   "more (0: end at the first loss)",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The run_live.py command line, with every default taken from LiveConfig."""
+METAVARS = {"calibrate": "SECONDS", "user": "NAME", "reconnect_s": "SECONDS"}
+DESCRIPTION = "Spot and recognize facial micro-expressions live with FDP."
+
+
+def build_parser(prog: str = "run_live.py", description: str = DESCRIPTION) -> argparse.ArgumentParser:
+    """The live command line (run_live.py, fdp-live, fdp-calibrate), with every default taken from LiveConfig."""
     from fdp.cli import CommandParser  # one-line usage errors, like every command
 
     parser = CommandParser(
-        prog="run_live.py", description="Spot and recognize facial micro-expressions live with FDP.",
+        prog=prog, description=description,
         epilog="What spots and what labels: a class-agnostic spotter (optical flow in facial regions, with blinks, "
                "talking, head motion and light changes set aside, thresholds in units of your resting noise) finds "
                "each micro-expression's onset, apex and offset; the model then labels that interval. The bundled "
-               "model is trained on synthetic micro-expressions of real faces, not on an ME dataset.")
+               "model is trained on synthetic micro-expressions of real faces, not on an ME dataset. --demo stands in "
+               "for a camera: with the preview page it loops until Ctrl-C; with --headless it plays once. A --video "
+               "run with the preview page keeps the page, with the final state, until Ctrl-C.")
     for field in dataclasses.fields(LiveConfig):
         flag = "--" + field.name.replace("_", "-")
         kwargs: dict[str, Any] = {"default": field.default, "help": HELP[field.name]}
@@ -120,21 +154,32 @@ def build_parser() -> argparse.ArgumentParser:
         kwargs["type"] = {"int": int, "float": float}.get(base, str)
         if field.name == "engine":
             kwargs["choices"] = ENGINE_CHOICES
+        if field.name in METAVARS:
+            kwargs["metavar"] = METAVARS[field.name]
         parser.add_argument(flag, **kwargs)
     return parser
 
 
-def parse_config(argv: list[str] | None = None) -> LiveConfig:
-    args = vars(build_parser().parse_args(argv))
+def parse_config(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> LiveConfig:
+    args = vars((parser or build_parser()).parse_args(argv))
     return LiveConfig(**args)
 
 
-def resolve_input(config: LiveConfig) -> tuple[str, bool]:
-    """(source spec, paced) for the chosen input. The demo video is a fetched asset."""
+class InputChoice(NamedTuple):
+    """What to capture from and how: the source spec, paced at its own rate, looped at its end."""
+
+    spec: str
+    paced: bool
+    looped: bool
+
+
+def resolve_input(config: LiveConfig) -> InputChoice:
+    """The chosen input. The demo video is a fetched asset; it stands in for a camera, so with the preview page
+    on it loops until stopped (with --headless it plays once, as scripts and tests expect)."""
     if config.demo:
         from fdp.assets import asset_path
 
-        return str(asset_path("WolfgangLanger_Pexels.mp4")), True
+        return InputChoice(str(asset_path("WolfgangLanger_Pexels.mp4")), True, not config.headless)
     if config.camera is not None:
-        return config.camera, False
-    return str(config.video), config.realtime
+        return InputChoice(config.camera, False, False)
+    return InputChoice(str(config.video), config.realtime, False)

@@ -8,6 +8,7 @@ this person rests, blinks included, and the spotter's statistics are robust to t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from fdp.align import ALIGNER_VERSION, FaceAligner
 from fdp.config import AlignerSettings
 from fdp.errors import CameraError
 from realtime.annotate import annotate
-from realtime.capture import VideoSource
+from realtime.capture import ReconnectPolicy, VideoSource
 from realtime.frames import AnnotatedFrame, Frame, StatusReport
 from realtime.publishers.base import PublisherFanout
 from realtime.live_config import LiveConfig, resolve_input
@@ -68,17 +69,18 @@ def load_user_profile(config: LiveConfig) -> NeutralProfile | None:
                         SPOTTER_VERSION)
 
 
-def record_profile(config: LiveConfig, stop, log: Callable[[str], None]) -> Path:
-    """Record `config.calibrate` seconds of one face, write the profile, and return its path."""
+def record_profile(config: LiveConfig, stop: threading.Event, log: Callable[[str], None]) -> Path | None:
+    """Record `config.calibrate` seconds of one face, write the profile, and return its path; None when `stop`
+    came first (Ctrl-C, SIGTERM): then nothing is written, and that is said, not raised."""
     path = profile_path(str(config.user), profiles_folder(config))
-    spec, paced = resolve_input(config)
+    spec, paced, looped = resolve_input(config)
     settings = SpotterSettings(open_z=config.spot_z)
     spotter = FaceSpotter(settings)
     samples: list[np.ndarray] = []
     first_s = last_s = None
     blinks, blinking, no_face = 0, False, 0
-    source = VideoSource(spec, realtime=paced, width=config.width, height=config.height, fps=config.fps,
-                         fourcc=config.fourcc)
+    source = VideoSource(spec, realtime=paced, loop=looped, width=config.width, height=config.height,
+                         fps=config.fps, fourcc=config.fourcc, reconnect=ReconnectPolicy(give_up_s=config.reconnect_s))
     source.start()
     page = None
     try:
@@ -117,6 +119,9 @@ def record_profile(config: LiveConfig, stop, log: Callable[[str], None]) -> Path
         if page is not None:
             page.close()
     seconds = 0.0 if first_s is None else last_s - first_s
+    if stop.is_set() and seconds < config.calibrate:
+        log(f"calibration stopped before {config.calibrate:g} s of a face were recorded; no profile written")
+        return None
     if len(samples) < 10 or seconds < 0.8 * config.calibrate:
         raise CameraError(f"calibration got {seconds:.1f} s of a face ({len(samples)} frames, {no_face} without a "
                           f"face) of the {config.calibrate:g} s asked; sit in view of the camera, in even light, "

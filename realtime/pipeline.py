@@ -7,7 +7,9 @@ the page and subscribers, but they never decide that an event happened, so a mod
 
 The capture thread never waits on us (live sources drop the oldest frame) and publishers never wait on the loop
 (the fan-out queues and drops); this loop runs on the caller's thread and stops on end of stream, `max_frames`, or
-the `stop` event (Ctrl-C, SIGTERM), always publishing `fdp/end` last so a log is complete.
+the `stop` event (Ctrl-C, SIGTERM), always publishing `fdp/end` last so a log is complete. A lost live input is the
+capture thread's to reopen: the loop keeps going, and fdp/status says so at once and every second after. When a run
+ends by itself with the preview page on, the page stays up, showing the final state, until `stop`.
 """
 
 from __future__ import annotations
@@ -22,16 +24,19 @@ import numpy as np
 from engines.base import Engine, crops_to_input
 from engines.factory import load_engine
 from fdp.align import AlignedFace, FaceAligner
+from fdp.errors import ConfigError
+from fdp.io import write_bytes
 from fdp.rank_pooling import warm_up
 from realtime.annotate import annotate
 from realtime.capture import VideoSource
 from realtime.console import ConsoleStatus
-from realtime.frames import AnnotatedFrame, EndOfStream, Frame, MEEvent, Prediction, StatusReport
+from realtime.capture import ReconnectPolicy
+from realtime.frames import AnnotatedFrame, EndCause, EndOfStream, Frame, MEEvent, Prediction, StatusReport
 from realtime.latency import LatencyMonitor
 from realtime.live_config import LiveConfig, resolve_input
 from realtime.neutral_recording import load_user_profile
 from realtime.publishers.base import Publisher, PublisherFanout
-from realtime.publishers.recorder import JsonlRecorder
+from realtime.publishers.recorder import JsonlRecorder, prepare_recording
 from realtime.publishers.zmq import ZmqPublisher
 from calibration.neutral import NeutralProfile
 from realtime.spotting import SPOTTER_NAME, FaceSpotter, SpottedInterval, SpotterSettings
@@ -40,17 +45,24 @@ from realtime.window import FaceWindow
 
 STATUS_PERIOD_S = 1.0
 NONE_LABEL = "none"  # a model's no-expression class (the bundled model has one): never an event's label
+STOP_REASONS = {EndCause.INTERRUPTED: "stopped by Ctrl-C", EndCause.TERMINATED: "stopped by SIGTERM",
+                EndCause.STOPPED: "stopped"}
+HOLD_PAGE_AFTER = (EndCause.END_OF_STREAM, EndCause.MAX_FRAMES)  # ends that keep the preview page up until stopped
 
 
 class StopRequest(threading.Event):
-    """Set by a signal handler (or a test) to end the run cleanly; remembers why, for the end record."""
+    """Set by a signal handler (or a test) to end the run cleanly; remembers why (`cause`, as data) and says it
+    (`reason`, for the end record)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.reason = "stopped"
+        self.cause = EndCause.STOPPED
+        self.reason = STOP_REASONS[self.cause]
 
-    def request(self, reason: str) -> None:
-        self.reason = reason
+    def request(self, cause: EndCause = EndCause.STOPPED) -> None:
+        if cause not in STOP_REASONS:
+            raise ValueError(f"{cause} is not a way to stop a run; use one of {', '.join(map(str, STOP_REASONS))}")
+        self.cause, self.reason = cause, STOP_REASONS[cause]
         self.set()
 
 
@@ -109,28 +121,32 @@ class LivePipeline:
 
     def run(self, stop: StopRequest) -> EndOfStream:
         warm_up()
+        source_state = self.source.state
         self._publish_status()
-        reason = "stopped"
+        reason, cause = stop.reason, stop.cause
         while not stop.is_set():
             frame = self.source.read(timeout_s=0.1)
             if frame is None:
                 if self.source.ended:
-                    reason = self.source.end_reason or "end of stream"
+                    reason, cause = self.source.end_reason or "end of stream", EndCause.END_OF_STREAM
                     break
             else:
                 self._process(frame)
                 if self.config.max_frames is not None and self.frames >= self.config.max_frames:
-                    reason = f"max frames ({self.config.max_frames}) reached"
+                    reason, cause = f"max frames ({self.config.max_frames}) reached", EndCause.MAX_FRAMES
                     break
-            if time.monotonic_ns() >= self._next_status_ns:
+            if self.source.state is not source_state:  # lost, or back: say so now, not at the next second
+                source_state = self.source.state
+                self._publish_status()
+            elif time.monotonic_ns() >= self._next_status_ns:
                 self._publish_status()
         else:
-            reason = stop.reason
+            reason, cause = stop.reason, stop.cause
         for track in list(self.tracker.tracks.values()):
             last = track.state.spotter.finish()
             track.state.pending += [last] if last is not None else []
             self._label_intervals(track, final=True)
-        end = EndOfStream(reason=reason, frames=self.frames, events=self.events)
+        end = EndOfStream(reason=reason, frames=self.frames, events=self.events, cause=cause)
         self.fanout.publish(end)
         return end
 
@@ -223,7 +239,9 @@ class LivePipeline:
             labels=self.labels, model=self.model_name, engine=f"{self.engine.name} {self.engine.precision}",
             device=self.engine.device, fps=snapshot.fps, e2e_ms_p50=snapshot.p50_ms["e2e"],
             e2e_ms_p99=snapshot.p99_ms["e2e"], dropped_frames=self.source.dropped_frames,
-            faces=len(self.tracker.tracks), spotter=SPOTTER_NAME, baseline=self.baseline))
+            faces=len(self.tracker.tracks), spotter=SPOTTER_NAME, baseline=self.baseline,
+            source_state=self.source.state.value, outage_s=round(self.source.outage_s, 3),
+            reconnects=self.source.reconnects))
 
     def _publish_frame(self, frame: Frame) -> None:
         boxes = {track.face_id: track.box for track in self.tracker.tracks.values()}
@@ -246,42 +264,58 @@ def describe_model(engine: Engine, model_path: str | None) -> str:
 
 def run_live(config: LiveConfig, stop: StopRequest, log=None) -> EndOfStream:
     """Build everything the run needs (failing fast with one-line errors), run it, and release everything."""
+    record = prepare_recording(config.record) if config.record else None  # before anything starts
     profile = load_user_profile(config)  # before the engine: a wrong profile is one line, at once
     engine, reason = load_engine(config.model, config.engine, device=config.device, threads=config.threads)
     model_name = describe_model(engine, config.model)
-    spec, paced = resolve_input(config)
+    choice = resolve_input(config)
     publishers: list[Publisher] = [ConsoleStatus(show_status=not config.quiet)]
     outputs: list[str] = []
-    source = aligner = fanout = None
+    source = aligner = fanout = preview = None
     try:
-        source = VideoSource(spec, realtime=paced, width=config.width, height=config.height, fps=config.fps,
-                             fourcc=config.fourcc)
+        source = VideoSource(choice.spec, realtime=choice.paced, loop=choice.looped, width=config.width,
+                             height=config.height, fps=config.fps, fourcc=config.fourcc,
+                             reconnect=ReconnectPolicy(give_up_s=config.reconnect_s))
         source.start()  # before MediaPipe loads: a bad input fails fast, with its one line alone on stderr
         if not config.headless:
             from realtime.publishers.preview import PreviewPublisher  # imports gradio (about 2 s)
 
-            publishers.append(PreviewPublisher(config.preview_host, config.preview_port))
-            outputs.append(f"preview {publishers[-1].url}")
+            preview = PreviewPublisher(config.preview_host, config.preview_port)
+            publishers.append(preview)
+            outputs.append(f"preview {preview.url}")
         if config.zmq != "off":
             publishers.append(ZmqPublisher(config.zmq, send_frames=config.zmq_frames))
             outputs.append(f"zmq {publishers[-1].endpoint}")
-        if config.record:
-            Path(config.record).parent.mkdir(parents=True, exist_ok=True)
-            Path(f"{config.record}.config.json").write_text(config.to_json())
-            publishers.append(JsonlRecorder(config.record))
-            outputs.append(f"recording {config.record}")
+        if record is not None:
+            try:
+                write_bytes(Path(f"{record}.config.json"), config.to_json().encode("utf-8"))
+            except OSError as error:
+                raise ConfigError(f"{record}.config.json: cannot write the run's config ({error.strerror}); "
+                                  "choose another --record path") from None
+            publishers.append(JsonlRecorder(record))
+            outputs.append(f"recording {record}")
         aligner = FaceAligner(engine.config.aligner, config.landmarker, running_mode="video",
                               max_faces=config.max_faces)
         fanout = PublisherFanout(publishers, source=source.name)
+        how = ", ".join(word for word, given in (("paced", choice.paced), ("looped until Ctrl-C", choice.looped))
+                        if given)
         (log or print_line)(
             f"FDP Live | model {model_name} | engine {engine.name} {engine.precision} on {engine.device} "
-            f"({reason}) | input {source.name}{' (paced)' if paced else ''} | {' | '.join(outputs) or 'no outputs'}")
+            f"({reason}) | input {source.name}{f' ({how})' if how else ''} | "
+            f"{' | '.join(outputs) or 'no outputs'}")
         pipeline = LivePipeline(config, engine, aligner, source, fanout, model_name, profile=profile)
         (log or print_line)(f"spotting: {SPOTTER_NAME}; thresholds in units of the {pipeline.baseline}"
                             + ("" if profile else " (learned from this stream's first idle second; record a "
                                "profile with --calibrate SECONDS --user NAME)") + "; labels: the model, on each "
                             "spotted interval")
-        return pipeline.run(stop)
+        end = pipeline.run(stop)
+        if preview is not None and end.cause in HOLD_PAGE_AFTER:
+            source.stop()
+            fanout.flush()  # the page (and the console) have the end before the line below
+            (log or print_line)(f"stream ended ({end.reason}); the preview page stays up at {preview.url}, showing "
+                                "the final state, until Ctrl-C")
+            stop.wait()
+        return end
     finally:
         if source is not None:
             source.stop()

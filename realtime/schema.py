@@ -55,7 +55,7 @@ FIELDS: dict[str, dict[str, str]] = {
     TOPIC_STATUS: {
         "labels": "labels", "model": "str", "engine": "str", "device": "str", "fps": "float",
         "e2e_ms_p50": "float?", "e2e_ms_p99": "float?", "dropped_frames": "count", "faces": "count",
-        "spotter": "str", "baseline": "str",
+        "spotter": "str", "baseline": "str", "source_state": "str", "outage_s": "float", "reconnects": "count",
     },
     TOPIC_END: {"reason": "str", "frames": "count", "events": "count"},
     TOPIC_FRAME: {"frame_index": "count", "t_capture_ns": "int", "width": "count", "height": "count"},

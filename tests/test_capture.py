@@ -153,7 +153,7 @@ def test_capture_file_truncated_midway_ends_with_reason(tmp_path: Path):
 @pytest.mark.timeout(30)
 def test_capture_live_slow_consumer_drops_oldest_and_gets_newest(tmp_path: Path):
     path = write_video(tmp_path / "clip.avi", "MJPG", frames=24)
-    source = VideoSource(path, kind=SourceKind.STREAM, reconnect=ReconnectPolicy(attempts=0))
+    source = VideoSource(path, kind=SourceKind.STREAM, reconnect=ReconnectPolicy(give_up_s=0))
     source.start()
     deadline = time.monotonic() + 10
     while source.state is not CaptureState.ENDED and time.monotonic() < deadline:
@@ -162,14 +162,14 @@ def test_capture_live_slow_consumer_drops_oldest_and_gets_newest(tmp_path: Path)
     assert frame is not None and frame.index == 23 and index_of(frame.image) == 23  # the newest one
     assert source.dropped_frames == 23 and source.frames_captured == 24
     assert source.read(timeout_s=0.1) is None and source.ended
-    assert source.end_reason == f"{path}: lost, not back after 0 attempts; check the connection"
+    assert source.end_reason == f"{path}: lost (reconnecting is off); check the connection"
     source.stop()
 
 
 @pytest.mark.timeout(30)
 def test_capture_live_paced_slow_consumer_counts_every_drop(tmp_path: Path):
     path = write_video(tmp_path / "clip.mp4", "mp4v", frames=24)
-    source = VideoSource(path, kind=SourceKind.STREAM, realtime=True, reconnect=ReconnectPolicy(attempts=0))
+    source = VideoSource(path, kind=SourceKind.STREAM, realtime=True, reconnect=ReconnectPolicy(give_up_s=0))
     t0 = time.monotonic()
     with source:
         frames = []
@@ -189,7 +189,7 @@ def test_capture_live_source_lost_is_reopened_then_ends_when_gone(tmp_path: Path
     path = shutil.copy(write_video(tmp_path / "clip.avi", "MJPG", frames=12), tmp_path / "feed.avi")
     url = f"file://{path}"
     assert classify_source(url) is SourceKind.STREAM
-    source = VideoSource(url, realtime=True, reconnect=ReconnectPolicy(initial_s=0.2, max_s=0.4, attempts=3))
+    source = VideoSource(url, realtime=True, reconnect=ReconnectPolicy(initial_s=0.2, max_s=0.4, give_up_s=1.5))
     source.start()
     frames, states, timeouts = [], set(), 0
     while True:
@@ -209,8 +209,33 @@ def test_capture_live_source_lost_is_reopened_then_ends_when_gone(tmp_path: Path
     assert frames[-1].index >= 24  # frames kept coming after each reopen, numbered on
     media = [f.media_s for f in frames]
     assert all(b > a for a, b in zip(media, media[1:]))  # seconds since start, across reopens
-    assert source.end_reason == f"{url}: lost, not back after 3 attempts; check the connection"
+    assert source.end_reason == f"{url}: lost, not back within 1.5 s; check the connection"
     source.stop()
+
+
+@pytest.mark.timeout(60)
+def test_capture_file_looped_plays_on_with_media_time_running_on(tmp_path: Path):
+    """The demo stands in for a camera: a looped file starts again at its end, numbered on, its media time (and
+    pacing) running on, so MediaPipe's timestamps keep rising; it stops only when stopped."""
+    source = VideoSource(write_video(tmp_path / "clip.avi", "MJPG", frames=12), realtime=True, loop=True)
+    source.start()
+    frames = []
+    deadline = time.monotonic() + 45
+    while len(frames) < 40 and time.monotonic() < deadline:
+        frame = source.read(timeout_s=0.5)
+        if frame is not None:
+            frames.append(frame)
+    source.stop()
+    assert [f.index for f in frames] == list(range(40))  # every frame, three times over and more
+    assert [index_of(f.image) for f in frames] == [i % 12 for i in range(40)]
+    media = [f.media_s for f in frames]
+    assert media == pytest.approx([i / FPS for i in range(40)], abs=1e-3)
+    assert source.end_reason == "stopped" and source.dropped_frames == 0
+
+
+def test_capture_loop_of_a_live_source_raises_config_error():
+    with pytest.raises(ConfigError, match="only a video file can be looped"):
+        VideoSource(0, loop=True)
 
 
 @pytest.mark.timeout(30)

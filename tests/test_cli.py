@@ -116,3 +116,36 @@ def test_cli_evaluate_unreadable_checkpoint_names_the_checkpoint_flag(tmp_path):
                              "deserializing header: header too large); pass --checkpoint an FDP .safetensors "
                              "checkpoint (python -m fdp.train writes them; the bundled one is "
                              "models/fdp_live/model.safetensors)\n")
+
+
+@pytest.mark.parametrize("record, expected", [
+    ("/dev/null/x.jsonl", "/dev/null: a file, not a folder; choose another --record"),
+    ("{tmp}/a_file/sub/run.jsonl", "{tmp}/a_file/sub: cannot create this folder (Not a directory); choose another "
+                                   "--record"),
+    ("{tmp}", "{tmp}: a folder, not a file; give --record a file path such as {tmp}/run.jsonl"),
+], ids=["under /dev/null", "under a file", "a folder"])
+def test_cli_live_unwritable_record_path_one_line_exit_1_before_anything_starts(record, expected, tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    result = run_command("run_live.py", "--demo", "--headless", "--zmq", "off", "--record",
+                         record.format(tmp=tmp_path))
+    # One line and nothing else: no start-up line, so nothing was loaded or opened first.
+    expected = f"ConfigError: {expected.format(tmp=tmp_path)}\n"
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", expected)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("--threads", "-3"), "--threads -3: use 1 to 256 ONNX Runtime threads (default: one per core, up to 4)"),
+    (("--threads", "0"), "--threads 0: use 1 to 256 ONNX Runtime threads (default: one per core, up to 4)"),
+    (("--width", "0"), "--width 0: use 16 to 8192 pixels"),
+    (("--height", "100000"), "--height 100000: use 16 to 8192 pixels"),
+    (("--fps", "-30"), "--fps -30.0: use more than 0 and at most 1000 frames a second"),
+    (("--max-faces", "0"), "--max-faces 0: use 1 to 16 faces"),
+    (("--frames-per-s", "0"), "--frames-per-s 0.0: use more than 0 and at most 60 frames a second"),
+    (("--preview-port", "70000"), "--preview-port 70000: use a port number from 1 to 65535"),
+    (("--max-frames", "0"), "--max-frames 0: use 1 or more"),
+    (("--window-s", "9"), "--window-s 9.0: use 0.05 to 5 seconds (0.5 s spans the longest ME)"),
+    (("--reconnect-s", "-1"), "--reconnect-s -1.0: use 0 (end at the first loss) to 3600 seconds"),
+], ids=lambda value: " ".join(value) if isinstance(value, tuple) else None)
+def test_cli_live_number_out_of_range_one_line_exit_1(args, expected):
+    result = run_command("run_live.py", "--camera", "0", *args)
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", f"ConfigError: {expected}\n")

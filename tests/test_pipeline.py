@@ -171,8 +171,12 @@ def test_cli_wrong_model_file_one_line_exit_1(tmp_path):
     assert len(lines) == 1 and lines[0].startswith(f"ModelFileError: {wrong}: not a readable safetensors file (")
 
 
-def test_cli_sigterm_mid_run_log_complete_and_ends_with_end(tmp_path, tiny_model):
-    log = tmp_path / "sigterm.jsonl"
+@pytest.mark.parametrize("signum, returncode, reason", [
+    (signal.SIGINT, 130, "stopped by Ctrl-C"),
+    (signal.SIGTERM, 0, "stopped by SIGTERM"),
+], ids=["SIGINT", "SIGTERM"])
+def test_cli_signal_mid_run_log_complete_and_ends_with_end(signum, returncode, reason, tmp_path, tiny_model):
+    log = tmp_path / "stopped.jsonl"
     process = subprocess.Popen(
         [sys.executable, "run_live.py", "--demo", "--model", str(tiny_model), "--zmq", free_endpoint(),
          "--record", str(log), "--headless", "--quiet"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -180,15 +184,44 @@ def test_cli_sigterm_mid_run_log_complete_and_ends_with_end(tmp_path, tiny_model
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 30):
         time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr
+    assert process.returncode == returncode, stderr
     lines = log.read_text().splitlines()
     assert len(lines) >= 31
     records = [json.loads(line) for line in lines]
     assert [r["payload"]["seq"] for r in records] == list(range(len(records)))
-    assert records[-1]["topic"] == "fdp/end" and records[-1]["payload"]["reason"] == "stopped by SIGTERM"
+    assert records[-1]["topic"] == "fdp/end" and records[-1]["payload"]["reason"] == reason
     assert "Traceback" not in stderr
+
+
+def test_cli_exit_status_reads_the_end_cause_not_the_reason_wording():
+    from realtime.cli import exit_status
+    from realtime.frames import EndCause, EndOfStream
+
+    assert exit_status(EndCause.INTERRUPTED) == 130
+    for cause in EndCause:
+        if cause is not EndCause.INTERRUPTED:
+            assert exit_status(cause) == 0, cause
+    # The wording of a reason is for people: rewording it changes no exit status.
+    assert EndOfStream("Ctrl-C pressed", frames=1, events=0, cause=EndCause.INTERRUPTED).cause is EndCause.INTERRUPTED
+    assert EndOfStream("stopped by Ctrl-C", frames=1, events=0).cause is EndCause.END_OF_STREAM
+
+
+def test_cli_calibration_stopped_by_ctrl_c_writes_no_profile_and_exits_130_quietly(tmp_path):
+    from live_process import LiveRun
+
+    profiles = tmp_path / "profiles"
+    run = LiveRun("--demo", "--calibrate", "60", "--user", "ada", "--profiles", str(profiles), "--headless")
+    try:
+        run.wait_for(lambda: any(line.startswith("Calibrating:") for line in run.lines), 120, "the calibration prompt")
+        run.signal(signal.SIGINT)
+        assert run.finish(60) == 130, run.stderr
+    finally:
+        run.kill()
+    assert "Traceback" not in run.stderr and "Error" not in run.stderr
+    assert run.lines[-1] == "calibration stopped before 60 s of a face were recorded; no profile written"
+    assert not (profiles / "ada.json").exists()
 
 
 @pytest.fixture(scope="module")

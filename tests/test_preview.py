@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import signal
 import socket
 import threading
 import time
@@ -220,3 +221,96 @@ def test_preview_taken_port_raises_one_line_config_error():
             PreviewPublisher(port=port)
     assert str(caught.value) == (f"127.0.0.1:{port}: port taken, cannot serve the preview page; pick another "
                                  "--preview-port, or stop the program that holds it")
+
+
+def _frames_seen(log: Path) -> int:
+    """The highest frame index the log has a prediction or a frame message for (-1: none yet)."""
+    from live_process import log_records
+
+    indices = [m.payload["frame_index"] for m in log_records(log)
+               if m.topic in (schema.TOPIC_PREDICTION, schema.TOPIC_FRAME)]
+    return max(indices, default=-1)
+
+
+@pytest.mark.timeout(400)
+def test_cli_demo_with_preview_loops_until_ctrl_c_and_the_page_stays(browser, tmp_path):
+    """`run_live.py --demo` (the README's run command) stands in for a camera: past the video's last frame it
+    plays on, the page keeps showing frames, and Ctrl-C ends it (exit 130, the log complete)."""
+    from playwright.sync_api import expect
+
+    from fdp.assets import asset_path
+    from live_process import LiveRun, log_records
+
+    frame_count = int(cv2.VideoCapture(str(asset_path("WolfgangLanger_Pexels.mp4"))).get(cv2.CAP_PROP_FRAME_COUNT))
+    port = free_port()
+    log = tmp_path / "demo.jsonl"
+    run = LiveRun("--demo", "--preview-port", str(port), "--zmq", "off", "--record", str(log), "--quiet")
+    try:
+        run.wait_for(lambda: any(line.startswith("FDP Live |") for line in run.lines), 180, "the start-up line")
+        start_line = next(line for line in run.lines if line.startswith("FDP Live |"))
+        assert "(paced, looped until Ctrl-C)" in start_line
+        run.wait_for(lambda: _frames_seen(log) > frame_count + 10, 300, "frames past the demo video's end")
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(f"http://127.0.0.1:{port}/")
+        image = page.locator("#fdp-frame-image")
+        expect(image).to_have_attribute("alt", re.compile(r"annotated frame \d+"), timeout=WAIT_MS)
+        first = int(image.get_attribute("alt").split()[-1])
+        expect(page.locator("#fdp-stats")).to_contain_text("fps", timeout=WAIT_MS)
+        page.wait_for_function(f"+document.querySelector('#fdp-frame-image').alt.split(' ').pop() > {first}",
+                               timeout=60_000)  # still live: newer frames arrive
+        page.screenshot(path=str(tmp_path / "demo_looping.png"))
+        body = page.locator("body").inner_text()
+        assert "Connection to the server was lost" not in body and "stream ended" not in body
+        assert run.process.poll() is None
+        run.signal(signal.SIGINT)
+        returncode = run.finish(90)
+        page.close()
+    finally:
+        run.kill()
+    assert returncode == 130, run.stderr
+    records = log_records(log)
+    assert [m.payload["seq"] for m in records] == list(range(len(records)))
+    assert records[-1].topic == schema.TOPIC_END and records[-1].payload["reason"] == "stopped by Ctrl-C"
+    assert records[-1].payload["frames"] > frame_count
+    assert (tmp_path / "demo_looping.png").stat().st_size > 10_000
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.timeout(300)
+def test_cli_video_with_preview_keeps_the_page_after_the_end_until_stopped(browser, tmp_path, video_frames):
+    """A --video run with the preview on: at the end of the file the page stays, with the final frame and
+    "stream ended", until Ctrl-C (exit 130, as after any Ctrl-C)."""
+    from playwright.sync_api import expect
+
+    from live_process import LiveRun, log_records
+
+    video = tmp_path / "short.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), 24.0, (640, 360))
+    for i in range(48):
+        writer.write(video_frames[i % len(video_frames)])
+    writer.release()
+    port = free_port()
+    log = tmp_path / "video.jsonl"
+    run = LiveRun("--video", str(video), "--preview-port", str(port), "--zmq", "off", "--record", str(log),
+                  "--quiet")
+    try:
+        run.wait_for(lambda: any(m.topic == schema.TOPIC_END for m in log_records(log)), 180, "the end of the file")
+        run.wait_for(lambda: any("stays up" in line for line in run.lines), 60, "the line saying the page stays")
+        assert run.process.poll() is None  # the page outlives the stream
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(f"http://127.0.0.1:{port}/")
+        expect(page.locator("#fdp-stats")).to_contain_text("stream ended: end of file (48 frames", timeout=WAIT_MS)
+        expect(page.locator("#fdp-frame-image")).to_have_attribute("alt", re.compile(r"annotated frame \d+"),
+                                                                   timeout=WAIT_MS)
+        page.screenshot(path=str(tmp_path / "video_ended.png"))
+        assert "Connection to the server was lost" not in page.locator("body").inner_text()
+        run.signal(signal.SIGINT)
+        returncode = run.finish(90)
+        page.close()
+    finally:
+        run.kill()
+    assert returncode == 130, run.stderr
+    records = log_records(log)
+    assert records[-1].topic == schema.TOPIC_END and records[-1].payload["reason"] == "end of file"
+    assert (tmp_path / "video_ended.png").stat().st_size > 10_000
+    assert "Traceback" not in run.stderr

@@ -35,7 +35,10 @@ SPEC_FIELDS = {  # ARCHITECTURE.md §5, copied here on purpose: the schema modul
                   # and what spotted it
                   "apex_frame", "apex_media_s", "regions", "spotter"},
     "fdp/status": {"labels", "model", "engine", "device", "fps", "e2e_ms_p50", "e2e_ms_p99", "dropped_frames",
-                   "faces", "spotter", "baseline"},
+                   "faces", "spotter", "baseline",
+                   # added with reconnection (ARCHITECTURE §5 is to gain them): whether the input delivers, how
+                   # long it has not, and how often it came back
+                   "source_state", "outage_s", "reconnects"},
     "fdp/end": {"reason", "frames", "events"},
     "fdp/frame": {"frame_index", "t_capture_ns", "width", "height"},
 }

@@ -12,9 +12,22 @@ import os
 from pathlib import Path
 
 from fdp.errors import ConfigError
+from fdp.io import output_folder
 from realtime.schema import Message
 
 log = logging.getLogger(__name__)
+
+
+def prepare_recording(path: str | Path) -> Path:
+    """Check a --record path before anything starts (its folder created, as every command's output folder is), so
+    an unwritable one is one line at once, not a failure after the engine, camera and page are up."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: a folder, not a file; give --record a file path such as {path / 'run.jsonl'}")
+    output_folder(path.parent, "--record")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"{path}: this file is not writable; choose another --record path")
+    return path
 
 
 class JsonlRecorder:
