@@ -2,8 +2,9 @@
 
 The same capture, aligner and spotting features as a live run, with the reference frame always lagged (as at
 rest); frames where no face is found are skipped and counted. The prompt goes to the console and, unless
---headless, to the preview page (on the frame and as the page's notice) with the seconds left. Blinks are counted, not removed: the profile is how
-this person rests, blinks included, and the spotter's statistics are robust to them.
+--headless, to the preview page (on the frame and as the page's notice) with the seconds left. Blinks are
+counted, not removed: the profile is how this person rests, blinks included, and the spotter's statistics are
+robust to them.
 """
 
 from __future__ import annotations

@@ -140,8 +140,7 @@ class IntervalDetector:
         self.settings = settings
         self.fixed = profile_noise
         self.running = None if profile_noise is not None else _RunningNoise(settings)
-        keep_s = settings.max_duration_s + 2 * settings.lag_s + 0.5
-        self._keep_s = keep_s
+        self._keep_s = settings.max_duration_s + 2 * settings.lag_s + 0.5  # history the timing rules reach back
         self._history: deque[tuple[float, int, float, np.ndarray, np.ndarray]] = deque()
         self._open_s: float | None = None
         self._quiet_since: float | None = None

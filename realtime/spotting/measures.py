@@ -69,12 +69,11 @@ def measure_face(frame_bgr: np.ndarray, face: FaceLandmarks, t_s: float, frame_i
     crop = np.clip((gray - mean) * (CONTRAST_LEVELS / max(std, 1.0)) + 128.0, 0, 255).astype(np.uint8)
     points = transform_points(matrix, face.points).astype(np.float32)
     width = max(face_width(points), 1.0)
-    apertures = np.array([
-        np.mean([np.linalg.norm(points[lower] - points[upper]) for upper, lower in lids])
-        / max(float(np.linalg.norm(points[b] - points[a])), 1e-6)
-        for lids, (a, b) in zip(LID_PAIRS, EYE_CORNER_PAIRS)])
-    gaze = np.array([(points[iris] - (points[a] + points[b]) / 2) / max(float(np.linalg.norm(points[b] - points[a])), 1e-6)
-                     for iris, (a, b) in zip(IRIS_CENTRES, EYE_CORNER_PAIRS)])
+    eye_widths = [max(float(np.linalg.norm(points[b] - points[a])), 1e-6) for a, b in EYE_CORNER_PAIRS]
+    apertures = np.array([np.mean([np.linalg.norm(points[lower] - points[upper]) for upper, lower in lids]) / width
+                          for lids, width in zip(LID_PAIRS, eye_widths)])
+    gaze = np.array([(points[iris] - (points[a] + points[b]) / 2) / width
+                     for iris, (a, b), width in zip(IRIS_CENTRES, EYE_CORNER_PAIRS, eye_widths)])
     rotation = np.asarray(face.pose, np.float64)[:3, :3]
     rotation = rotation / np.maximum(np.linalg.norm(rotation, axis=0, keepdims=True), 1e-9)
     upper, lower = LIP_GAP
@@ -105,7 +104,8 @@ def rotation_deg(a: np.ndarray, b: np.ndarray) -> float:
 def compare(reference: FaceMeasure, current: FaceMeasure, meter: FlowMeter) -> np.ndarray:
     """(len(FEATURE_NAMES),) how `current` differs from `reference`: region motion (face widths), then lid
     closure (share of the reference aperture, or the blink blendshapes' rise, whichever is larger), the largest
-    iris shift (eye widths: a glance moves the eye regions' flow), the change of jawOpen, of the lip gap (face widths), head rotation (degrees) and relative brightness."""
+    iris shift (eye widths: a glance moves the eye regions' flow), the change of jawOpen, of the lip gap (face
+    widths), head rotation (degrees) and relative brightness."""
     regions = region_motion(meter.flow(reference.crop, current.crop), reference.points) / reference.width_px
     closure = (reference.apertures - current.apertures) / np.maximum(reference.apertures, 1e-6)
     blink = max(float(closure.max()), float((current.blink_scores - reference.blink_scores).max()), 0.0)

@@ -5,7 +5,8 @@ accumulates); the moment an interval opens, the reference freezes at the one the
 with, the face as it was before the motion, and stays frozen until the interval closes, so that "back to rest"
 means back to that face. After a closed interval the reference stays frozen for another `lag_s`, so the
 lagged reference never lands inside the expression just seen (which would read its return to rest as a new
-motion); after a refused macro-expression it is released at once (the face now rests in a new state). Spotting never reads the classifier: every model runs live with it.
+motion); after a refused macro-expression it is released at once (the face now rests in a new state). Spotting
+never reads the classifier: every model runs live with it.
 """
 
 from __future__ import annotations
