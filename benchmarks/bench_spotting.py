@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_spotting --sets data/spotting            # builds data/spotting/{tune,heldout}
 
-Each video of the long-video sets (`python -m fdp.data.long_videos`: MEs of every class at known frames, and the
+Each video of the long-video sets (`python -m fdp.synthesis.long_videos`: MEs of every class at known frames, and the
 blinks, talking, nods, turns, light changes and macro-expressions of a real webcam) runs through the real live
 loop (`run_live`, the model of --model, a JSONL log read back), three ways in one run: our spotter with a running
 baseline, our spotter with a neutral profile recorded first from a separate calibration video of the same face
@@ -29,8 +29,8 @@ import numpy as np
 
 from fdp.align import FaceAligner
 from fdp.config import AlignerSettings
-from fdp.data.long_videos import LongVideoConfig, VideoTruth, load_truth, render_video, write_video_set
-from fdp.data.video_script import Blink, VideoScript
+from fdp.synthesis.long_videos import LongVideoConfig, VideoTruth, load_truth, render_video, write_video_set
+from fdp.synthesis.video_script import Blink, VideoScript
 from realtime.live_config import LiveConfig
 from realtime.neutral_recording import record_profile
 from realtime.pipeline import StopRequest, run_live

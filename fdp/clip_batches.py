@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fdp.data.clips import ClipSample
-from fdp.data.crop_cache import CachedCrops
-from fdp.data.sampling import sample_indices
+from fdp.datasets.clips import ClipSample
+from fdp.datasets.crop_cache import CachedCrops
+from fdp.datasets.sampling import sample_indices
 
 
 @dataclass(frozen=True)

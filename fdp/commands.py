@@ -31,13 +31,13 @@ def preprocess() -> int:
 
 
 def synthesize() -> int:
-    from fdp.data.synthetic import main
+    from fdp.synthesis.synthetic import main
 
     return run_command(main, "fdp-synthesize")
 
 
 def heldout() -> int:
-    from fdp.data.heldout import main
+    from fdp.synthesis.heldout import main
 
     return run_command(main, "fdp-heldout")
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from fdp.cli import CommandParser, run_main
-from fdp.data.sources import DATASET_IDS, check_sources
+from fdp.datasets.sources import DATASET_IDS, check_sources
 from fdp.errors import ConfigError, ModelFileError
 from fdp.io import output_folder, write_bytes, write_json
 from fdp.metrics import class_scores, confusion_matrix, score
@@ -205,9 +205,9 @@ def evaluate_checkpoint(config: EvaluateConfig) -> dict[str, Any]:
     """Predict every labelled clip (centred windows) with the checkpoint; per-subject and pooled metrics."""
     from fdp.checkpoint import load_checkpoint, read_checkpoint_metadata
     from fdp.clip_batches import ClipItem
-    from fdp.data.classes import labelled_clips
-    from fdp.data.folds import match_subjects, subject_key, subjects_of
-    from fdp.data.sources import load_sources, resolve_setting
+    from fdp.datasets.classes import labelled_clips
+    from fdp.datasets.folds import match_subjects, subject_key, subjects_of
+    from fdp.datasets.sources import load_sources, resolve_setting
     from fdp.preprocess import clip_key, preprocess_clips
     from fdp.training_loop import SELECTION_RULES, predict, resolve_device
 

@@ -21,11 +21,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fdp.checkpoint import save_checkpoint
 from fdp.clip_batches import Augmentation, ClipItem, epoch_order
 from fdp.config import ModelConfig
-from fdp.data.classes import ClassSetting
-from fdp.data.clips import ClipSample
-from fdp.data.crop_cache import CachedCrops
-from fdp.data.folds import Fold, subject_key
-from fdp.data.sources import training_data_statement
+from fdp.datasets.classes import ClassSetting
+from fdp.datasets.clips import ClipSample
+from fdp.datasets.crop_cache import CachedCrops
+from fdp.datasets.folds import Fold, subject_key
+from fdp.datasets.sources import training_data_statement
 from fdp.errors import ConfigError
 from fdp.losses import LossWeights
 from fdp.metrics import score

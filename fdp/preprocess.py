@@ -1,4 +1,4 @@
-"""Align every frame a clip's windows can reach, once, and keep the crops on disk (see `fdp.data.crop_cache`).
+"""Align every frame a clip's windows can reach, once, and keep the crops on disk (see `fdp.datasets.crop_cache`).
 
 Each clip is aligned by its own `FaceAligner` in VIDEO mode, fed timestamps from its frame numbers and frame rate,
 so MediaPipe's temporal filtering sees the clip as the live loop sees a camera. A frame where no face is found is
@@ -25,10 +25,10 @@ import numpy as np
 
 from fdp.cli import CommandParser, run_main
 from fdp.config import PRESETS, AlignerSettings, ModelConfig, preset
-from fdp.data.clips import ClipSample
-from fdp.data.crop_cache import (CachedCrops, aligner_key, clip_cache_path, default_cache_dir, read_crops,
+from fdp.datasets.clips import ClipSample
+from fdp.datasets.crop_cache import (CachedCrops, aligner_key, clip_cache_path, default_cache_dir, read_crops,
                                  source_fingerprint, write_crops)
-from fdp.data.sources import DATASET_IDS, check_sources, load_sources
+from fdp.datasets.sources import DATASET_IDS, check_sources, load_sources
 from fdp.errors import ConfigError
 from fdp.io import output_folder, write_json
 
@@ -92,7 +92,7 @@ class PreprocessReport:
 
 
 def needed_indices(clip: ClipSample, window_s: float, length_jitter: float) -> np.ndarray:
-    """Indices of the frames any window of `fdp.data.sampling` can pick: every window holds onset..offset and
+    """Indices of the frames any window of `fdp.datasets.sampling` can pick: every window holds onset..offset and
     lasts at most window_s * (1 + jitter), so it lies within [offset - that, onset + that] (one frame either
     side kept for the nearest-frame rounding)."""
     numbers = np.asarray(clip.frame_numbers, np.float64)

@@ -22,9 +22,9 @@ import numpy as np
 
 from fdp.cli import CommandParser, run_main
 from fdp.config import PRESETS, preset
-from fdp.data.classes import count_classes, labelled_clips
-from fdp.data.folds import Fold, fold_subjects, holdout_fold, leave_one_subject_out, match_subjects, subjects_of
-from fdp.data.sources import DATASET_IDS, load_sources, resolve_setting, setting_names
+from fdp.datasets.classes import count_classes, labelled_clips
+from fdp.datasets.folds import Fold, fold_subjects, holdout_fold, leave_one_subject_out, match_subjects, subjects_of
+from fdp.datasets.sources import DATASET_IDS, load_sources, resolve_setting, setting_names
 from fdp.errors import ConfigError
 from fdp.io import output_folder, write_json
 from fdp.preprocess import clip_key, preprocess_clips

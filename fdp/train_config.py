@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fdp.config import PRESETS, ModelConfig
-from fdp.data.sources import check_sources, resolve_setting
+from fdp.datasets.sources import check_sources, resolve_setting
 from fdp.errors import ConfigError
 
 IMBALANCE = ("weighted", "balanced", "none")

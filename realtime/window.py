@@ -3,7 +3,7 @@
 
 The encoder runs once per new frame and its output is cached here, so a new window costs one encoder call plus a
 pooling of cached features and one small head call. The T steps are chosen exactly as training samples clips
-(`fdp.data.sampling`): T evenly spaced times spanning `window_s`, each mapped to the nearest frame held, so a
+(`fdp.datasets.sampling`): T evenly spaced times spanning `window_s`, each mapped to the nearest frame held, so a
 30 fps webcam and a 200 fps dataset feed the model the same way.
 """
 
@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from fdp.data.sampling import nearest_indices, window_frame_indices
+from fdp.datasets.sampling import nearest_indices, window_frame_indices
 from fdp.rank_pooling import rank_pool_gather
 
 

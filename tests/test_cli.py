@@ -32,8 +32,8 @@ def blocked(tmp_path: Path) -> Path:
       "--out", "{out}"), "--out"),
     (("fdp.export", "--checkpoint", str(BUNDLED_CHECKPOINT), "--out", "{out}"), "--out"),
     (("fdp.preprocess", "--dataset", "casme2", "--root", "{tmp}", "--cache-dir", "{out}"), "--cache-dir"),
-    (("fdp.data.synthetic", "--out", "{out}", "--clips", "1"), "--out"),
-    (("fdp.data.heldout", "--out", "{out}", "--clips", "1"), "--out"),
+    (("fdp.synthesis.synthetic", "--out", "{out}", "--clips", "1"), "--out"),
+    (("fdp.synthesis.heldout", "--out", "{out}", "--clips", "1"), "--out"),
     (("fdp.assets", "fetch", "--dir", "{out}"), "--dir"),
 ], ids=lambda value: value[0] if isinstance(value, tuple) else None)
 def test_cli_unwritable_output_folder_one_line_exit_1(command, flag, blocked, tmp_path):
@@ -74,10 +74,10 @@ def test_cli_output_folder_that_is_a_file_one_line_exit_1(tmp_path):
     (("fdp.export",), "python -m fdp.export: missing --checkpoint, --out; see python -m fdp.export --help"),
     (("fdp.export", "--checkpoint"), "python -m fdp.export: --checkpoint: expected one argument"),
     (("fdp.preprocess", "--workers", "two"), "python -m fdp.preprocess: --workers: expected an integer, got 'two'"),
-    (("fdp.data.synthetic", "--out", "x", "--fields", "theirs"),
-     "python -m fdp.data.synthetic: --fields: 'theirs' is not one of mixed, own"),
-    (("fdp.data.heldout", "--out", "x", "--seed", "1e3"),
-     "python -m fdp.data.heldout: --seed: expected an integer, got '1e3'"),
+    (("fdp.synthesis.synthetic", "--out", "x", "--fields", "theirs"),
+     "python -m fdp.synthesis.synthetic: --fields: 'theirs' is not one of mixed, own"),
+    (("fdp.synthesis.heldout", "--out", "x", "--seed", "1e3"),
+     "python -m fdp.synthesis.heldout: --seed: expected an integer, got '1e3'"),
     (("fdp.assets", "grab"), "python -m fdp.assets: command: 'grab' is not one of fetch, list"),
 ], ids=lambda value: " ".join(value) if isinstance(value, tuple) else None)
 def test_cli_usage_error_one_line_exit_2(command, expected):
@@ -94,11 +94,11 @@ def test_cli_usage_error_one_line_exit_2(command, expected):
     (("fdp.export", "--checkpoint", str(BUNDLED_CHECKPOINT), "--out", "{tmp}", "--opset", "0"),
      "--opset 0: the exporters write opset 7 and later; use the default 17 unless a runtime needs another"),
     (("fdp.preprocess", "--dataset", "casme2", "--root", "{tmp}", "--workers", "0"), "--workers 0: use 1 or more"),
-    (("fdp.data.synthetic", "--out", "{tmp}", "--seed", "-3"), "--seed -3: use 0 or more"),
-    (("fdp.data.synthetic", "--out", "{tmp}", "--fps", "0"),
+    (("fdp.synthesis.synthetic", "--out", "{tmp}", "--seed", "-3"), "--seed -3: use 0 or more"),
+    (("fdp.synthesis.synthetic", "--out", "{tmp}", "--fps", "0"),
      "--fps 0.0: an ME of 0.1 s needs 2 frames or more; raise --fps"),
-    (("fdp.data.heldout", "--out", "{tmp}", "--clips", "0"), "--clips 0: write at least one clip"),
-    (("fdp.data.heldout", "--out", "{tmp}", "--workers", "-2"), "--workers -2: use 1 or more"),
+    (("fdp.synthesis.heldout", "--out", "{tmp}", "--clips", "0"), "--clips 0: write at least one clip"),
+    (("fdp.synthesis.heldout", "--out", "{tmp}", "--workers", "-2"), "--workers -2: use 1 or more"),
     (("realtime.subscribe", "--count", "-1"), "--count -1 must be 0 (never stop) or more"),
 ], ids=lambda value: " ".join(value[:1] + value[-2:]) if isinstance(value, tuple) else None)
 def test_cli_meaningless_number_one_line_exit_1(command, expected, tmp_path):

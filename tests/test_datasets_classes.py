@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from builders import build_casme2, build_casme3, build_casme_sq, build_samm
 
-from fdp.data.casme2 import load_casme2
-from fdp.data.casme3 import load_casme3
-from fdp.data.casme_sq import load_casme_sq
-from fdp.data.classes import (
+from fdp.datasets.casme2 import load_casme2
+from fdp.datasets.casme3 import load_casme3
+from fdp.datasets.casme_sq import load_casme_sq
+from fdp.datasets.classes import (
     CLASS_SETTINGS,
     DEFAULT_SETTINGS,
     canonical_label,
@@ -20,8 +20,8 @@ from fdp.data.classes import (
     count_classes,
     labelled_clips,
 )
-from fdp.data.clips import ClipSample
-from fdp.data.samm import load_samm
+from fdp.datasets.clips import ClipSample
+from fdp.datasets.samm import load_samm
 from fdp.errors import ConfigError
 
 
@@ -137,7 +137,7 @@ def test_class_settings_every_default_exists_and_names_are_distinct():
 
 
 def test_training_data_statement_synthetic_only_says_it_never_saw_real_data():
-    from fdp.data.sources import training_data_statement
+    from fdp.datasets.sources import training_data_statement
 
     synthetic = training_data_statement(["synthetic/astronaut", "synthetic/grace_hopper"])
     assert synthetic == ("trained on synthetic micro-expressions (action-unit motions warped onto real faces: "

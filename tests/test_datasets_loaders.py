@@ -19,12 +19,12 @@ from builders import (
     write_workbook,
 )
 
-from fdp.data.casme2 import load_casme2
-from fdp.data.casme3 import load_casme3
-from fdp.data.casme_sq import load_casme_sq
-from fdp.data.loading import DATASETS, LoadResult, load_dataset
-from fdp.data.samm import load_samm
-from fdp.data.sheets import natural_key
+from fdp.datasets.casme2 import load_casme2
+from fdp.datasets.casme3 import load_casme3
+from fdp.datasets.casme_sq import load_casme_sq
+from fdp.datasets.loading import DATASETS, LoadResult, load_dataset
+from fdp.datasets.samm import load_samm
+from fdp.datasets.sheets import natural_key
 from fdp.errors import ConfigError, DatasetLayoutError
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from builders import build_casme2, build_casme3, build_casme_sq, build_samm
 
-from fdp.data.clips import ClipSample
-from fdp.data.loading import load_dataset
-from fdp.data.sampling import covers_expression, sample_indices, window_frame_indices, window_span
+from fdp.datasets.clips import ClipSample
+from fdp.datasets.loading import load_dataset
+from fdp.datasets.sampling import covers_expression, sample_indices, window_frame_indices, window_span
 from fdp.errors import ConfigError
 
 

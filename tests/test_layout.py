@@ -99,3 +99,25 @@ def test_layout_engines_never_import_realtime_or_calibration():
     upward = {module: sorted(t for t in targets if t.split(".")[0] in ("realtime", "calibration"))
               for module, targets in graph.items() if module.split(".")[0] == "engines"}
     assert upward and all(not targets for targets in upward.values()), upward
+
+
+def test_layout_pyproject_lists_every_package_and_no_other():
+    """`realtime` forces an explicit package list: a package missing from it is missing from the wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(REPO).parts)
+             for top in ("fdp", "realtime", "engines", "calibration") for init in (REPO / top).rglob("__init__.py")}
+    assert listed - {"fdp_models"} == found
+
+
+def test_layout_datasets_and_synthesis_are_separate_packages():
+    """The dataset loaders and the synthesizer each have a package; datasets reach the synthesizer only where the
+    synthetic set is read like a dataset."""
+    assert not (REPO / "fdp" / "data").exists()
+    assert {"casme2", "samm", "casme_sq", "casme3"} <= {p.stem for p in (REPO / "fdp" / "datasets").glob("*.py")}
+    assert {"synthetic", "warp", "long_videos"} <= {p.stem for p in (REPO / "fdp" / "synthesis").glob("*.py")}
+    graph = import_graph("fdp")
+    into_synthesis = {(module, target) for module, targets in graph.items() if module.startswith("fdp.datasets")
+                      for target in targets if target.startswith("fdp.synthesis")}
+    assert into_synthesis == {("fdp.datasets.sources", "fdp.synthesis.synthetic")}

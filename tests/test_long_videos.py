@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fdp.data.long_videos import (KINDS, LongVideoConfig, VideoRenderer, face_width, load_faces, load_truth,
+from fdp.synthesis.long_videos import (KINDS, LongVideoConfig, VideoRenderer, face_width, load_faces, load_truth,
                                   plan_set, write_video_set)
-from fdp.data.video_script import (NUISANCES, HeadMove, MicroExpression, VideoScript, draw_script, item_frames,
+from fdp.synthesis.video_script import (NUISANCES, HeadMove, MicroExpression, VideoScript, draw_script, item_frames,
                                    preset_script)
 from fdp.errors import ConfigError, DatasetLayoutError
 

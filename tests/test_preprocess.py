@@ -16,10 +16,10 @@ import pytest
 from builders import build_casme2
 from fdp.assets import missing_assets
 from fdp.config import AlignerSettings, preset
-from fdp.data.clips import ClipSample
-from fdp.data.crop_cache import CachedCrops, aligner_key, clip_cache_path, read_crops, write_crops
-from fdp.data.loading import load_dataset
-from fdp.data.sampling import sample_indices
+from fdp.datasets.clips import ClipSample
+from fdp.datasets.crop_cache import CachedCrops, aligner_key, clip_cache_path, read_crops, write_crops
+from fdp.datasets.loading import load_dataset
+from fdp.datasets.sampling import sample_indices
 from fdp.preprocess import clip_key, needed_indices, preprocess_clips
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 
 from fdp.config import SYNTHETIC_CLASSES, AlignerSettings
-from fdp.data import warp
-from fdp.data.au_definitions import EYE_PAIRS, LIP_PAIRS, OWN_FIELDS
-from fdp.data.au_fields import AUFieldBank, field_provenance, load_field_bank
-from fdp.data.clip_plan import ALL_RECIPES, ClipPlan, Ranges, blink_envelope, me_envelope, plan_clip
-from fdp.data.face_sources import FaceTrack, load_tracks
-from fdp.data.synthetic import MANIFEST, SynthConfig, load_synthetic, main, write_synthetic
-from fdp.data.synthetic_render import FrameGeometry, render_clip
+from fdp.synthesis import warp
+from fdp.synthesis.au_definitions import EYE_PAIRS, LIP_PAIRS, OWN_FIELDS
+from fdp.synthesis.au_fields import AUFieldBank, field_provenance, load_field_bank
+from fdp.synthesis.clip_plan import ALL_RECIPES, ClipPlan, Ranges, blink_envelope, me_envelope, plan_clip
+from fdp.synthesis.face_sources import FaceTrack, load_tracks
+from fdp.synthesis.synthetic import MANIFEST, SynthConfig, load_synthetic, main, write_synthetic
+from fdp.synthesis.synthetic_render import FrameGeometry, render_clip
 from fdp.errors import ConfigError, DatasetLayoutError
 
 SETTINGS = AlignerSettings()

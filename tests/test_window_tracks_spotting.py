@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fdp.data.sampling import window_frame_indices
+from fdp.datasets.sampling import window_frame_indices
 from fdp.rank_pooling import rank_pool_reference
 from calibration.neutral import RestingNoise
 from realtime.spotting import FEATURE_NAMES, SpotterSettings

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fdp.data.clips import ClipSample
+from fdp.datasets.clips import ClipSample
 from fdp.errors import ConfigError
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fdp.data.loading import (
+from fdp.datasets.loading import (
     DATASETS,
     ClipProblem,
     FrameLister,
@@ -25,7 +25,7 @@ from fdp.data.loading import (
     clip_folder,
     resolve_span,
 )
-from fdp.data.sheets import SheetRow, cell_text, find_file, find_subject_parent, read_table
+from fdp.datasets.sheets import SheetRow, cell_text, find_file, find_subject_parent, read_table
 from fdp.errors import DatasetLayoutError
 
 SHEET_PATTERNS = ("cas(me)*3_part_A_ME_label*.xlsx",)

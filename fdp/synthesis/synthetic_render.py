@@ -16,11 +16,11 @@ import numpy as np
 
 from fdp.align import EYE_CORNERS, estimate_matrix
 from fdp.config import AlignerSettings
-from fdp.data import warp
-from fdp.data.au_definitions import BLINK_PAIRS, EYE_PAIRS, LIP_PAIRS
-from fdp.data.au_fields import AUFieldBank
-from fdp.data.clip_plan import ClipPlan, blink_envelope, drift_at, gain_at, me_envelope
-from fdp.data.face_sources import FaceTrack
+from fdp.synthesis import warp
+from fdp.synthesis.au_definitions import BLINK_PAIRS, EYE_PAIRS, LIP_PAIRS
+from fdp.synthesis.au_fields import AUFieldBank
+from fdp.synthesis.clip_plan import ClipPlan, blink_envelope, drift_at, gain_at, me_envelope
+from fdp.synthesis.face_sources import FaceTrack
 
 ME_EYE_CLOSING = 0.6  # a micro-expression may narrow an eye by at most this share of its own aperture
 ME_LIP_CLOSING = 0.9

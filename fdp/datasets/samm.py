@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fdp.data.loading import FrameLister, LoadRecorder, LoadResult, check_root, read_clip_rows
-from fdp.data.sheets import cell_text, find_file, find_subject_parent, read_table
+from fdp.datasets.loading import FrameLister, LoadRecorder, LoadResult, check_root, read_clip_rows
+from fdp.datasets.sheets import cell_text, find_file, find_subject_parent, read_table
 from fdp.errors import DatasetLayoutError
 
 SHEET_PATTERNS = ("SAMM_*Micro_FACS_Codes*.xlsx",)

@@ -19,8 +19,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from fdp.data.clips import ClipSample
-from fdp.data.sheets import natural_key
+from fdp.datasets.clips import ClipSample
+from fdp.datasets.sheets import natural_key
 from fdp.errors import ConfigError
 
 Item = TypeVar("Item")
