@@ -21,8 +21,8 @@ class OnnxRuntimeEngine:
     name = "onnxruntime"
 
     def __init__(self, files: ModelFiles, threads: int | None = None):
-        self.config, self.training_data = _read_graph_metadata(files.encoder, "encoder")
-        head_config, _ = _read_graph_metadata(files.head, "head")
+        self.config, self.training_data = read_graph_metadata(files.encoder, "encoder")
+        head_config, _ = read_graph_metadata(files.head, "head")
         if head_config != self.config:
             raise ModelFileError(f"{files.head}: made from a different model than {files.encoder}; export both "
                                  f"graphs again with python -m fdp.export")
@@ -32,7 +32,7 @@ class OnnxRuntimeEngine:
         self._encoder = _session(files.encoder, threads)
         self._head = _session(files.head, threads)
         self.has_dynamic_image = len(self._head.get_outputs()) > 1
-        self.precision = "int8" if _is_quantized(files.encoder) else "fp32"
+        self.precision = "int8" if is_quantized(files.encoder) else "fp32"
         self.device = f"cpu ({threads} threads)"
         self.files = files
 
@@ -85,7 +85,7 @@ def _load_failure(path: Path, error: Exception) -> str:
             "torch, or reinstall onnxruntime")
 
 
-def _read_graph_metadata(path: Path, role: str) -> tuple[ModelConfig, str]:
+def read_graph_metadata(path: Path, role: str) -> tuple[ModelConfig, str]:
     """The graph's model config and training-data note, checked to be an FDP export of this role."""
     if not path.is_file():
         raise ModelFileError(f"{path}: missing; export the model with python -m fdp.export --checkpoint "
@@ -106,7 +106,12 @@ def _read_graph_metadata(path: Path, role: str) -> tuple[ModelConfig, str]:
                              f"python -m fdp.export") from None
 
 
-def _is_quantized(path: Path) -> bool:
-    graph = onnx.load(str(path), load_external_data=False)
+def is_quantized(path: Path) -> bool:
+    """Whether the graph carries Q/DQ (or integer) operators: an INT8 model from calibration.int8. A file that
+    does not parse counts as not quantized; reading its metadata then reports it in one line."""
+    try:
+        graph = onnx.load(str(path), load_external_data=False)
+    except Exception:  # onnx raises DecodeError and friends for files that are not ONNX
+        return False
     return any(node.op_type in ("QuantizeLinear", "DequantizeLinear", "MatMulInteger", "ConvInteger")
                for node in graph.graph.node)

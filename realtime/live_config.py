@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from engines.factory import ENGINE_CHOICES
+from engines.factory import ENGINE_CHOICES, PRECISION_CHOICES
 from fdp.errors import ConfigError
 from realtime.publishers.zmq import DEFAULT_ENDPOINT
 
@@ -38,6 +38,8 @@ class LiveConfig:
     model: str | None = None  # model folder or .safetensors; None: the bundled model
     engine: str = "auto"
     device: str = "cpu"
+    precision: str | None = None  # None: the engine's own (ONNX Runtime: the graph's; TensorRT: fp16; torch: fp32)
+    compile: bool = False  # torch engine: torch.compile the two graphs
     threads: int | None = None  # ONNX Runtime intra-op threads; None: up to 4
     landmarker: str | None = None  # face_landmarker.task; None: $FDP_LANDMARKER, else the fetched asset
     max_faces: int = 1
@@ -65,6 +67,8 @@ class LiveConfig:
                               f"choose one input, not {' and '.join(sources)}")
         if self.engine not in ENGINE_CHOICES:
             raise ConfigError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINE_CHOICES)}")
+        if self.precision is not None and self.precision not in PRECISION_CHOICES:
+            raise ConfigError(f"--precision {self.precision}: choose one of {', '.join(PRECISION_CHOICES)}")
         if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
             raise ConfigError(f"--threads {self.threads}: use 1 to {MAX_THREADS} ONNX Runtime threads (default: one "
                               "per core, up to 4)")
@@ -108,7 +112,11 @@ HELP = {
     "width": "camera frame width", "height": "camera frame height", "fps": "camera frame rate",
     "fourcc": "camera pixel format, e.g. MJPG",
     "model": "model folder (encoder.onnx, head.onnx) or .safetensors checkpoint; default: the bundled model",
-    "engine": "inference backend", "device": "cpu, or cuda / cuda:N with --engine torch",
+    "engine": "inference backend (auto: tensorrt where TensorRT and an NVIDIA GPU are present, else onnxruntime)",
+    "device": "cpu, or cuda / cuda:N with --engine tensorrt or torch",
+    "precision": "fp32, fp16, bf16 or int8, where the engine runs it (default: the engine's own; int8 needs a model "
+                 "from python -m calibration.int8)",
+    "compile": "torch engine: torch.compile both graphs (on CUDA with CUDA graphs)",
     "threads": "ONNX Runtime threads", "landmarker": "MediaPipe face_landmarker.task to use",
     "max_faces": "faces tracked at once", "window_s": "window duration in seconds (default: the model's)",
     "spot_z": "spotting sensitivity: resting deviations a facial region must move to count (lower: fainter "
@@ -154,6 +162,8 @@ def build_parser(prog: str = "run_live.py", description: str = DESCRIPTION) -> a
         kwargs["type"] = {"int": int, "float": float}.get(base, str)
         if field.name == "engine":
             kwargs["choices"] = ENGINE_CHOICES
+        if field.name == "precision":
+            kwargs["choices"] = PRECISION_CHOICES
         if field.name in METAVARS:
             kwargs["metavar"] = METAVARS[field.name]
         parser.add_argument(flag, **kwargs)

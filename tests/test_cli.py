@@ -59,7 +59,10 @@ def test_cli_output_folder_that_is_a_file_one_line_exit_1(tmp_path):
 
 @pytest.mark.parametrize("command, expected", [
     (("run_live.py", "--max-faces", "x"), "run_live.py: --max-faces: expected an integer, got 'x'"),
-    (("run_live.py", "--engine", "tensorrt"), "run_live.py: --engine: 'tensorrt' is not one of auto, onnxruntime, torch"),
+    (("run_live.py", "--engine", "tensorflow"),
+     "run_live.py: --engine: 'tensorflow' is not one of auto, tensorrt, onnxruntime, torch"),
+    (("run_live.py", "--demo", "--precision", "fp64"),
+     "run_live.py: --precision: 'fp64' is not one of fp32, fp16, bf16, int8"),
     (("run_live.py", "--spot-z", "inf"), "run_live.py: --spot-z: expected a finite number, got 'inf'"),
     (("realtime.subscribe", "--count", "many"),
      "python -m realtime.subscribe: --count: expected an integer, got 'many'"),

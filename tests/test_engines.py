@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engines.base import ModelFiles, crops_to_input
-from engines.factory import choose_engine_kind, load_engine
+from engines.factory import GpuProbe, choose_engine_kind, load_engine
 from fdp.errors import ConfigError, ModelFileError
 from fdp.model import FDP
 from models import make_model_folder
@@ -61,6 +61,56 @@ def test_engine_auto_picks_onnxruntime_on_cpu():
     assert choose_engine_kind("auto")[0] == "onnxruntime"
     with pytest.raises(ConfigError, match="unknown engine 'tensorflow'"):
         choose_engine_kind("tensorflow")
+
+
+def test_engine_auto_on_this_machine_says_why_in_its_start_line(model_folder):
+    probe = GpuProbe.detect()
+    _, reason = load_engine(model_folder[0])
+    assert reason == choose_engine_kind("auto", probe)[1] and reason.startswith("auto: ")
+    if not probe.tensorrt:
+        assert reason == "auto: no TensorRT (pip install 'fdp-live[gpu]' on an NVIDIA machine), so ONNX Runtime on the CPU"
+
+
+@pytest.mark.parametrize("probe, kind, why", [
+    (GpuProbe(tensorrt=True, gpu=True, torch_loaded=False), "tensorrt", "auto: TensorRT and an NVIDIA GPU found"),
+    (GpuProbe(tensorrt=True, gpu=True, torch_loaded=True), "onnxruntime", "torch is loaded in this process"),
+    (GpuProbe(tensorrt=True, gpu=False, torch_loaded=False), "onnxruntime", "TensorRT installed but no NVIDIA GPU"),
+    (GpuProbe(tensorrt=False, gpu=True, torch_loaded=False), "onnxruntime", "auto: no TensorRT"),
+])
+def test_engine_auto_picks_tensorrt_only_with_tensorrt_a_gpu_and_no_torch(probe, kind, why):
+    chosen, reason = choose_engine_kind("auto", probe)
+    assert chosen == kind and why in reason and "\n" not in reason
+    assert choose_engine_kind("onnxruntime", probe) == ("onnxruntime", "asked for")
+
+
+@pytest.mark.parametrize("kind, options, line", [
+    ("onnxruntime", {"precision": "int8"}, "onnxruntime runs int8 only from a quantized model: run python -m "
+                                           "calibration.int8 first, then pass its folder with --model"),
+    ("onnxruntime", {"precision": "fp16"}, "onnxruntime (CPU) runs fp32, or int8 from a quantized model; for fp16 "
+                                           "use --engine tensorrt, or --engine torch --device cuda"),
+    ("onnxruntime", {"compile": True}, "--compile applies to --engine torch; onnxruntime optimizes its graphs itself"),
+    ("onnxruntime", {"device": "cuda"}, "the onnxruntime engine runs on the CPU; for cuda use --engine tensorrt or "
+                                        "--engine torch"),
+    ("torch", {"precision": "int8"}, "torch engine: int8 runs on --engine onnxruntime or tensorrt from a quantized "
+                                     "model (python -m calibration.int8); the torch engine runs fp32, fp16 or bf16"),
+    ("torch", {"precision": "bf16"}, "torch engine: bf16 runs on CUDA only; run fp32 on the CPU, or pick a GPU with "
+                                     "--device cuda"),
+    ("onnxruntime", {"precision": "fp8"}, "--precision fp8: choose one of fp32, fp16, bf16, int8"),
+])
+def test_engine_unsupported_option_is_one_line(model_folder, kind, options, line):
+    with pytest.raises(ConfigError) as error:
+        load_engine(model_folder[0], kind, **options)
+    assert str(error.value) == line
+
+
+def test_engine_options_reach_the_engine_from_the_command_line():
+    from realtime.live_config import LiveConfig, parse_config
+
+    config = parse_config(["--demo", "--engine", "torch", "--precision", "bf16", "--compile"])
+    assert (config.engine, config.precision, config.compile) == ("torch", "bf16", True)
+    assert parse_config(["--demo"]).precision is None
+    with pytest.raises(ConfigError, match="^--precision fp64: choose one of fp32, fp16, bf16, int8$"):
+        LiveConfig(demo=True, precision="fp64")
 
 
 def test_crops_to_input_gray_and_rgb():
