@@ -15,7 +15,7 @@ from fdp.errors import ConfigError, EngineError
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 
-class _EncoderGraphs:
+class EncoderGraphs:
     """The encoder captured as one CUDA graph per batch size (faces at once), replayed per frame.
 
     The live loop calls the encoder with the same shape frame after frame, so launching its few hundred small
@@ -89,7 +89,7 @@ class TorchEngine:
             self._encode = torch.compile(self._encode, mode=mode)
             self._head = torch.compile(self._head, mode=mode)
         elif cuda and cuda_graphs:
-            self._encode = _EncoderGraphs(torch, self._encode, self._autocast)
+            self._encode = EncoderGraphs(torch, self._encode, self._autocast)
         how = "compiled" if compile else "CUDA graphs" if cuda and cuda_graphs else "eager"
         name = torch.cuda.get_device_name(self._device) if cuda else f"{torch.get_num_threads()} threads"
         self.device = f"{self._device} ({name}) {how}"

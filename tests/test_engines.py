@@ -57,6 +57,26 @@ def test_engine_torch_cuda_matches_cpu(model_folder):
     assert "cuda" in engine.device
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision, compile, atol", [("fp32", False, 1e-3), ("fp16", False, 3e-2),
+                                                      ("bf16", False, 1e-1), ("fp16", True, 3e-2)])
+def test_engine_torch_cuda_autocast_graphs_and_compile_match_onnxruntime_fp32(model_folder, precision, compile, atol):
+    """CUDA graphs (eager) or torch.compile (reduce-overhead), each batch size captured once and replayed: every
+    call, including a batch size seen before, matches ONNX Runtime FP32 on the CPU."""
+    folder, _ = model_folder
+    reference, _ = load_engine(folder, "onnxruntime")
+    engine, reason = load_engine(folder, "torch", device="cuda", precision=precision, compile=compile)
+    assert engine.precision == precision and ("compiled" if compile else "CUDA graphs") in engine.device
+    assert reason.startswith("asked for; warm-up ") and reason.endswith(" s")
+    rng = np.random.default_rng(2)
+    for batch in (1, 3, 1, 3):
+        frames = rng.random((batch, 1, 32, 32), dtype=np.float32)
+        expected, encoded = reference.encode(frames), engine.encode(frames)
+        np.testing.assert_allclose(encoded.rank_features, expected.rank_features, atol=atol)
+        np.testing.assert_allclose(engine.head(expected.rank_features).logits,
+                                   reference.head(expected.rank_features).logits, atol=atol)
+
+
 def test_engine_auto_picks_onnxruntime_on_cpu():
     assert choose_engine_kind("auto")[0] == "onnxruntime"
     with pytest.raises(ConfigError, match="unknown engine 'tensorflow'"):
