@@ -59,11 +59,12 @@ class FrameEncoder(nn.Module):
 
 
 class RankScorer(nn.Module):
-    """A small MLP maps a frame feature f_t to its rank feature r_t; the rank score is s_t = w . r_t.
+    """A small MLP (Linear, GELU, Linear) maps a frame feature f_t to its rank feature r_t; s_t = w . r_t.
 
-    The MLP ends in a LayerNorm: the rank loss rewards ever larger score gaps, and without it the scale of r_t
-    (and so of the pooled d) grows without bound during training. Identical frames still give identical r_t, so
-    a still window still pools to exactly zero."""
+    There is no normalisation after the MLP: the scale of f_t is set by the encoder's closing BatchNorm, and the
+    rank loss (a softplus of the score gap plus a margin) flattens once later frames lead by the margin, so it
+    stops pulling r_t apart; weight decay does the rest. Identical frames give identical r_t, so a still window
+    pools to exactly zero."""
 
     def __init__(self, in_features: int, rank_dim: int):
         super().__init__()

@@ -46,7 +46,10 @@ def plan_folds(config: TrainConfig, clips: list[Any]) -> tuple[list[Fold], list[
 
 
 def fold_dir(out: Path, fold: Fold, holdout: bool) -> Path:
-    name = ("all" if not fold.test else "holdout") if holdout else f"fold{fold.index:02d}_" + fold.name.replace("/", "-").replace("+", "_")
+    if holdout:
+        name = "holdout" if fold.test else "all"
+    else:
+        name = f"fold{fold.index:02d}_" + fold.name.replace("/", "-").replace("+", "_")
     return out / "folds" / name
 
 

@@ -46,7 +46,8 @@ def test_cli_unwritable_output_folder_one_line_exit_1(command, flag, blocked, tm
 def test_cli_train_out_under_dev_null_one_line_exit_1(tmp_path):
     result = run_command("fdp.train", "--dataset", "casme2", "--root", str(tmp_path), "--out", "/dev/null/x")
     assert (result.returncode, result.stdout) == (1, "")
-    assert result.stderr == "ConfigError: /dev/null/x: cannot create this folder (Not a directory); choose another --out\n"
+    assert result.stderr == ("ConfigError: /dev/null/x: cannot create this folder (Not a directory); "
+                             "choose another --out\n")
 
 
 def test_cli_output_folder_that_is_a_file_one_line_exit_1(tmp_path):
@@ -73,7 +74,8 @@ def test_cli_output_folder_that_is_a_file_one_line_exit_1(tmp_path):
     (("fdp.train", "--lr", "nan"), "python -m fdp.train: --lr: expected a finite number, got 'nan'"),
     (("fdp.train", "--dataset", "casme"),
      "python -m fdp.train: --dataset: 'casme' is not one of casme2, samm, casme_sq, casme3, synthetic"),
-    (("fdp.evaluate", "--bogus"), "python -m fdp.evaluate: unknown argument --bogus; see python -m fdp.evaluate --help"),
+    (("fdp.evaluate", "--bogus"),
+     "python -m fdp.evaluate: unknown argument --bogus; see python -m fdp.evaluate --help"),
     (("fdp.export",), "python -m fdp.export: missing --checkpoint, --out; see python -m fdp.export --help"),
     (("fdp.export", "--checkpoint"), "python -m fdp.export: --checkpoint: expected one argument"),
     (("fdp.preprocess", "--workers", "two"), "python -m fdp.preprocess: --workers: expected an integer, got 'two'"),

@@ -15,7 +15,6 @@ from fdp.datasets.classes import (
     CLASS_SETTINGS,
     DEFAULT_SETTINGS,
     canonical_label,
-    class_index,
     class_setting,
     count_classes,
     labelled_clips,
@@ -59,7 +58,7 @@ def test_count_classes_samm_five_classes_map_other_to_other(tmp_path):
     assert counts.counts == {"anger": 2, "contempt": 1, "happiness": 1, "surprise": 1, "other": 1}
     assert counts.excluded == {"samm:disgust": 1, "samm:fear": 1, "samm:sadness": 1}
     other = next(c for c in clips if c.label == "Other")
-    assert class_index(other, "samm-5") == 4
+    assert class_setting("samm-5").index_of(other) == 4
 
 
 def test_count_classes_megc2019_composite_of_casme2_and_samm(tmp_path):
@@ -101,22 +100,22 @@ def test_count_classes_casme_sq_native_and_three_classes(tmp_path):
     assert three.excluded == {"casme_sq:others": 2}
 
 
-def test_class_index_clip_of_another_dataset_is_none():
-    assert class_index(clip_with("samm", "Happiness"), "casme2-5") is None
-    assert class_index(clip_with("synthetic", "positive"), "megc2019-3") is None
-    assert class_index(clip_with("casme2", "happiness"), "megc2019-3") == 1
+def test_index_of_clip_of_another_dataset_is_none():
+    assert class_setting("casme2-5").index_of(clip_with("samm", "Happiness")) is None
+    assert class_setting("megc2019-3").index_of(clip_with("synthetic", "positive")) is None
+    assert class_setting("megc2019-3").index_of(clip_with("casme2", "happiness")) == 1
 
 
-def test_class_index_unknown_label_is_none_and_counted():
+def test_index_of_unknown_label_is_none_and_counted():
     clip = clip_with("casme2", "tense")
-    assert class_index(clip, "casme2-native") is None
+    assert class_setting("casme2-native").index_of(clip) is None
     assert count_classes([clip], "casme2-native").excluded == {"casme2:tense": 1}
 
 
 def test_labelled_clips_keeps_order_and_drops_left_out(tmp_path):
     clips = load_casme2(build_casme2(tmp_path).root).clips
     pairs = labelled_clips(clips, "casme2-5")
-    assert [c for c, _ in pairs] == [c for c in clips if class_index(c, "casme2-5") is not None]
+    assert [c for c, _ in pairs] == [c for c in clips if class_setting("casme2-5").index_of(c) is not None]
     assert all(class_setting("casme2-5").class_names[i] == c.label for c, i in pairs)
 
 

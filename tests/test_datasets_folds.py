@@ -37,7 +37,7 @@ def test_leave_one_subject_out_no_subject_in_two_parts_of_a_fold(casme2_clips):
 
 def test_leave_one_subject_out_split_partitions_clips_by_subject(casme2_clips):
     fold = leave_one_subject_out(casme2_clips)[4]
-    train, val, test = fold.split(casme2_clips)
+    train, val, test = fold.split(casme2_clips, subject_key)
     assert len(train) + len(val) + len(test) == len(casme2_clips)
     assert {subject_key(c) for c in test} == {"casme2/sub05"}
     assert {subject_key(c) for c in val} == set(fold.val)
@@ -96,7 +96,8 @@ def test_fold_split_with_a_subject_function_keeps_items_whole(casme2_clips):
     fold = leave_one_subject_out(casme2_clips)[2]
     pairs = [(clip, i) for i, clip in enumerate(casme2_clips)]
     parts = fold.split(pairs, subject=lambda pair: subject_key(pair[0]))
-    assert [[clip for clip, _ in part] for part in parts] == [list(part) for part in fold.split(casme2_clips)]
+    by_clip = fold.split(casme2_clips, subject_key)
+    assert [[clip for clip, _ in part] for part in parts] == [list(part) for part in by_clip]
     assert sorted(i for part in parts for _, i in part) == list(range(len(casme2_clips)))
 
 

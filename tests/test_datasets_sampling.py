@@ -11,8 +11,19 @@ from builders import build_casme2, build_casme3, build_casme_sq, build_samm
 
 from fdp.datasets.clips import ClipSample
 from fdp.datasets.loading import load_dataset
-from fdp.datasets.sampling import covers_expression, sample_indices, window_frame_indices, window_span
+from fdp.datasets.sampling import sample_indices, window_frame_indices
 from fdp.errors import ConfigError
+
+
+def window_span(clip: ClipSample, indices: np.ndarray) -> tuple[int, int]:
+    """The dataset frame numbers of the first and last sampled frame."""
+    return clip.frame_numbers[int(indices[0])], clip.frame_numbers[int(indices[-1])]
+
+
+def covers_expression(clip: ClipSample, indices: np.ndarray) -> bool:
+    """Whether the sampled frames start at or before the onset and end at or after the offset."""
+    first, last = window_span(clip, indices)
+    return first <= clip.onset and last >= clip.offset
 
 
 def clip_at(fps: float, numbers: range | tuple[int, ...], onset: int, offset: int) -> ClipSample:

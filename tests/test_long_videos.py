@@ -174,8 +174,9 @@ def test_set_plan_covers_every_kind_on_every_face_and_short_200_fps_videos(fetch
     assert {kind for _, kind, s in plans if s.fps == 200.0} == {"still", "nuisance", "control"}
     assert all(s.duration_s == 8.0 for _, _, s in plans if s.fps == 200.0)
     real = [s for _, kind, s in plans if kind == "real_talk"]
-    assert len(real) == 1 and real[0].face == "pexels_talker" and not real[0].of_kind("me")
-    assert all(not s.of_kind("me") for _, kind, s in plans if kind in ("control", "macro"))
+    assert len(real) == 1 and real[0].face == "pexels_talker"
+    assert not any(item.kind == "me" for item in real[0].items)
+    assert all(item.kind != "me" for _, kind, s in plans if kind in ("control", "macro") for item in s.items)
 
 
 def test_bad_arguments_give_one_line_config_errors(tmp_path):

@@ -68,7 +68,8 @@ def event() -> MEEvent:
     return MEEvent(face_id=0, onset_frame=600, apex_frame=606, offset_frame=612, onset_media_s=20.1,
                    apex_media_s=20.3, offset_media_s=20.5,
                    onset_time_unix=1.7e9 + 20.1, offset_time_unix=1.7e9 + 20.5, duration_s=0.4, label="surprise",
-                   probs=dict(zip(LABELS, (0.1, 0.1, 0.1, 0.7))), peak_motion=2.5, regions=("brow_l", "brow_r"), spotter="fdp-spot/1")
+                   probs=dict(zip(LABELS, (0.1, 0.1, 0.1, 0.7))), peak_motion=2.5, regions=("brow_l", "brow_r"),
+                   spotter="fdp-spot/1")
 
 
 @pytest.fixture(scope="module")

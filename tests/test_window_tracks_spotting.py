@@ -33,7 +33,8 @@ def test_window_resample_matches_training_sampler(fps):
     expected = window_frame_indices(np.arange(newest + 1), newest - int(0.5 * fps), newest, fps, frames=8,
                                     window_s=0.5)
     assert list(frames) == list(expected)
-    assert frames[-1] == newest and window.times_s[slots[-1]] - window.times_s[slots[0]] == pytest.approx(0.5, abs=1 / fps)
+    assert frames[-1] == newest
+    assert window.times_s[slots[-1]] - window.times_s[slots[0]] == pytest.approx(0.5, abs=1 / fps)
 
 
 def test_window_pooled_equals_reference_over_resampled_steps():

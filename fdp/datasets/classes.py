@@ -124,11 +124,6 @@ def class_setting(name: str | ClassSetting) -> ClassSetting:
     return CLASS_SETTINGS[name]
 
 
-def class_index(clip: ClipSample, setting: str | ClassSetting) -> int | None:
-    """The clip's class index under the setting, or None when the setting leaves the clip out."""
-    return class_setting(setting).index_of(clip)
-
-
 def labelled_clips(clips: Iterable[ClipSample], setting: str | ClassSetting) -> list[tuple[ClipSample, int]]:
     """The clips the setting takes, each with its class index, in the order given."""
     chosen = class_setting(setting)

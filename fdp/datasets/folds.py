@@ -49,14 +49,13 @@ class Fold:
     def name(self) -> str:
         return "+".join(self.test) or "all subjects"
 
-    def split(self, items: Sequence[Item], subject: Callable[[Item], str] | None = None
-              ) -> tuple[list[Item], list[Item], list[Item]]:
+    def split(self, items: Sequence[Item], subject: Callable[[Item], str]) -> tuple[list[Item], list[Item], list[Item]]:
         """(train, val, test) items of this fold, each in the order given; `subject` gives an item's subject key
-        (None: the items are clips)."""
+        (`subject_key` for clips), so items that carry a clip with other data split the same way."""
         test, val = set(self.test), set(self.val)
         parts: tuple[list[Item], list[Item], list[Item]] = ([], [], [])
         for item in items:
-            key = subject(item) if subject is not None else subject_key(item)  # type: ignore[arg-type]
+            key = subject(item)
             parts[2 if key in test else 1 if key in val else 0].append(item)
         return parts
 

@@ -79,13 +79,3 @@ def sample_indices(clip: ClipSample, frames: int = 8, window_s: float = 0.5, *,
     return window_frame_indices(clip.frame_numbers, clip.onset, clip.offset, clip.fps, frames=frames,
                                 window_s=window_s, rng=rng, length_jitter=length_jitter)
 
-
-def window_span(clip: ClipSample, indices: np.ndarray) -> tuple[int, int]:
-    """The dataset frame numbers of the first and last sampled frame (for logs and checks)."""
-    return clip.frame_numbers[int(indices[0])], clip.frame_numbers[int(indices[-1])]
-
-
-def covers_expression(clip: ClipSample, indices: np.ndarray) -> bool:
-    """Whether the sampled frames start at or before the onset and end at or after the offset."""
-    first, last = window_span(clip, indices)
-    return first <= clip.onset and last >= clip.offset

@@ -178,7 +178,8 @@ def load_synthetic(root: Path) -> list[ClipSample]:
     root = Path(root)
     manifest = root / MANIFEST
     if not manifest.is_file():
-        raise DatasetLayoutError(f"{root}: no {MANIFEST}; point at a folder written by `python -m fdp.synthesis.synthetic`")
+        raise DatasetLayoutError(f"{root}: no {MANIFEST}; point at a folder written by "
+                                 "`python -m fdp.synthesis.synthetic`")
     clips = []
     with manifest.open(newline="") as handle:
         for row in csv.DictReader(handle):

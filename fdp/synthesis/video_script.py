@@ -212,9 +212,6 @@ class VideoScript:
     def n_frames(self) -> int:
         return int(round(self.duration_s * self.fps))
 
-    def of_kind(self, *kinds: str) -> tuple[Item, ...]:
-        return tuple(item for item in self.items if item.kind in kinds)
-
 
 def frame_at(t_s: float, fps: float) -> int:
     """Index of the frame shown at time t (frame i is the i-th frame the file returns, from 0)."""
