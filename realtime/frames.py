@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from fdp.align import AlignedFace
+
 LATENCY_STAGES: tuple[str, ...] = ("align", "spot", "encode", "pool", "head", "e2e")
 """The pipeline stages timed per window, in order; `e2e` runs from the frame's grab to its result."""
+QUEUE_STAGES: tuple[str, ...] = ("wait_align", "wait_model")
+"""Time a frame waited for a stage: from its grab to the start of alignment (the capture hand-over), and from the
+end of alignment to the start of the model stage (the align -> model queue). Published beside LATENCY_STAGES."""
+MONITORED_STAGES: tuple[str, ...] = LATENCY_STAGES + QUEUE_STAGES
+DROP_STAGES: tuple[str, ...] = ("capture", "align")
+"""Where a live run may lose frames: replaced unread in the capture buffer, or aligned and replaced unread in the
+align -> model queue (newest frame wins). A file, paced or not, loses none."""
 
 
 class ReadOnlyDict(dict):
@@ -67,6 +77,17 @@ class Frame:
     @property
     def height(self) -> int:
         return int(self.image.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class AlignedFrame:
+    """A frame and the faces the alignment stage found in it, handed to the model stage in grab order."""
+
+    frame: Frame
+    faces: tuple[AlignedFace, ...]  # left to right, as the aligner returns them
+    wait_align_ms: float  # from the grab to the start of alignment
+    align_ms: float
+    t_aligned_ns: int  # time.monotonic_ns() when alignment finished: the model stage's wait starts here
 
 
 @dataclass(frozen=True)
@@ -129,16 +150,24 @@ class StatusReport:
     fps: float
     e2e_ms_p50: float | None  # None until the first window has been timed
     e2e_ms_p99: float | None
-    dropped_frames: int
+    dropped_frames: int  # the sum of dropped_by_stage
     faces: int
     spotter: str  # what spots events
     baseline: str  # whose resting noise the spotter's thresholds are in: a user's profile, or a running baseline
     source_state: str = "running"  # the input's capture state: running, reconnecting (a live source was lost), ...
     outage_s: float = 0.0  # seconds since the input's last frame while it is lost; 0 while frames come
     reconnects: int = 0  # times a lost live input came back
+    # Recent p50 and p99 in ms of every MONITORED_STAGES stage timed so far, and frames lost per DROP_STAGES stage.
+    stage_ms_p50: Mapping[str, float] = field(default_factory=ReadOnlyDict)
+    stage_ms_p99: Mapping[str, float] = field(default_factory=ReadOnlyDict)
+    dropped_by_stage: Mapping[str, int] = field(default_factory=ReadOnlyDict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(str(label) for label in self.labels))
+        _frozen_mapping(self, "stage_ms_p50", self.stage_ms_p50)
+        _frozen_mapping(self, "stage_ms_p99", self.stage_ms_p99)
+        object.__setattr__(self, "dropped_by_stage", ReadOnlyDict((str(k), int(v))
+                                                                  for k, v in self.dropped_by_stage.items()))
 
 
 class EndCause(enum.Enum):
@@ -150,6 +179,7 @@ class EndCause(enum.Enum):
     INTERRUPTED = "interrupted"  # Ctrl-C (SIGINT): the command exits 130
     TERMINATED = "terminated"  # SIGTERM
     STOPPED = "stopped"  # stopped by the program that runs the pipeline
+    FAILED = "failed"  # a stage raised: the reason names it and the error; the command exits 1
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ _KINDS: dict[str, dict[str, Any]] = {  # realtime.schema's field kinds
     "float?": {"type": ["number", "null"]},
     "labels": {"type": "array", "items": {"type": "string"}},
     "probs": {"type": "object", "additionalProperties": _NUMBER},
+    "numbers": {"type": "object", "additionalProperties": _NUMBER},
+    "counts": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
     "latency": {"type": "object", "properties": {stage: _NUMBER for stage in LATENCY_STAGES},
                 "required": list(LATENCY_STAGES), "additionalProperties": _NUMBER},
 }

@@ -40,7 +40,7 @@ class LiveConfig:
     device: str = "cpu"
     precision: str | None = None  # None: the engine's own (ONNX Runtime: the graph's; TensorRT: fp16; torch: fp32)
     compile: bool = False  # torch engine: torch.compile the two graphs
-    threads: int | None = None  # ONNX Runtime intra-op threads; None: up to 4
+    threads: int | None = None  # ONNX Runtime intra-op threads; None: 1 in the live loop (its stages fill the cores)
     landmarker: str | None = None  # face_landmarker.task; None: $FDP_LANDMARKER, else the fetched asset
     max_faces: int = 1
     window_s: float | None = None  # None: the model's own window (0.5 s for the bundled model)
@@ -117,7 +117,8 @@ HELP = {
     "precision": "fp32, fp16, bf16 or int8, where the engine runs it (default: the engine's own; int8 needs a model "
                  "from python -m calibration.int8)",
     "compile": "torch engine: torch.compile both graphs (on CUDA with CUDA graphs)",
-    "threads": "ONNX Runtime threads", "landmarker": "MediaPipe face_landmarker.task to use",
+    "threads": "ONNX Runtime threads (default 1: the live loop's stages already keep the cores busy)",
+    "landmarker": "MediaPipe face_landmarker.task to use",
     "max_faces": "faces tracked at once", "window_s": "window duration in seconds (default: the model's)",
     "spot_z": "spotting sensitivity: resting deviations a facial region must move to count (lower: fainter "
               "motions and more false events)",

@@ -5,15 +5,21 @@ and offset; once the frames its training-style window reaches have arrived, the 
 from the encoder outputs already cached (one pooling and one head call). Per-window predictions keep flowing for
 the page and subscribers, but they never decide that an event happened, so a model with no `none` class runs too.
 
-The capture thread never waits on us (live sources drop the oldest frame) and publishers never wait on the loop
-(the fan-out queues and drops); this loop runs on the caller's thread and stops on end of stream, `max_frames`, or
-the `stop` event (Ctrl-C, SIGTERM), always publishing `fdp/end` last so a log is complete. A lost live input is the
-capture thread's to reopen: the loop keeps going, and fdp/status says so at once and every second after. When a run
-ends by itself with the preview page on, the page stays up, showing the final state, until `stop`.
+Three stages overlap (`realtime.stages`): the capture thread grabs, the alignment thread finds and cuts faces, and
+the model stage (tracking, spotting, the engine, publishing) runs on the caller's thread, one frame behind at most
+a few. Nothing waits on a slower stage in a live run: capture and the align -> model hand-over keep the newest
+frame and count what they drop, and publishers never wait on the loop (the fan-out queues and drops). A file,
+paced or not, waits instead and loses nothing (a paced file that cannot keep up falls behind its own clock). The
+run stops on end of stream, `max_frames`, the `stop` event (Ctrl-C, SIGTERM) or a stage that raises (the reason
+names it), always publishing `fdp/end` last so a log is complete. A lost live input is the capture thread's to
+reopen: the loop keeps going, and fdp/status says so at once and every second after. When a run ends by itself
+with the preview page on, the page stays up, showing the final state, until `stop`.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,7 +37,8 @@ from realtime.annotate import annotate
 from realtime.capture import VideoSource
 from realtime.console import ConsoleStatus
 from realtime.capture import ReconnectPolicy
-from realtime.frames import AnnotatedFrame, EndCause, EndOfStream, Frame, MEEvent, Prediction, StatusReport
+from realtime.frames import (AlignedFrame, AnnotatedFrame, EndCause, EndOfStream, Frame, MEEvent, Prediction,
+                             StatusReport)
 from realtime.latency import LatencyMonitor
 from realtime.live_config import LiveConfig, resolve_input
 from realtime.neutral_recording import load_user_profile
@@ -40,10 +47,19 @@ from realtime.publishers.recorder import JsonlRecorder, prepare_recording
 from realtime.publishers.zmq import ZmqPublisher
 from calibration.neutral import NeutralProfile
 from realtime.spotting import SPOTTER_NAME, FaceSpotter, SpottedInterval, SpotterSettings
+from realtime.stages import AlignStage, HandOver
 from realtime.tracks import FaceTracker, Track
 from realtime.window import FaceWindow
 
+log = logging.getLogger(__name__)
+
 STATUS_PERIOD_S = 1.0
+ALIGNED_CAPACITY = 4  # aligned frames waiting for the model stage: 20 ms of slack at 200 fps, 133 ms at 30
+# Measured side by side (bench_pipeline's loop, 2 cores): the stages already keep both cores busy, so one ONNX
+# Runtime thread beats two (no spinning pool fighting alignment), and a 0.5 ms GIL switch interval (Python's is
+# 5 ms) lets the alignment thread take the GIL back as soon as MediaPipe's graph hands it a result.
+LIVE_ENGINE_THREADS = 1
+SWITCH_INTERVAL_S = 0.0005
 NONE_LABEL = "none"  # a model's no-expression class (the bundled model has one): never an event's label
 STOP_REASONS = {EndCause.INTERRUPTED: "stopped by Ctrl-C", EndCause.TERMINATED: "stopped by SIGTERM",
                 EndCause.STOPPED: "stopped"}
@@ -102,6 +118,7 @@ class LivePipeline:
         self.events = 0
         self._next_status_ns = 0
         self._next_frame_ns = 0
+        self.aligned: HandOver | None = None  # the align -> model hand-over of the current run
 
     def _new_face(self, face_id: int) -> FaceState:
         """A new face's window (which caches its encoder outputs) and its spotter."""
@@ -120,43 +137,60 @@ class LivePipeline:
         return "running baseline (learning)" if learning else "running baseline"
 
     def run(self, stop: StopRequest) -> EndOfStream:
+        """Run the stages until the input ends, `max_frames`, `stop`, or a stage raises; publish fdp/end last."""
         warm_up()
+        switch_interval_s = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch_interval_s, SWITCH_INTERVAL_S))
         source_state = self.source.state
         self._publish_status()
+        self.aligned = HandOver(ALIGNED_CAPACITY, drop_oldest=self.source.live)
+        align = AlignStage(self.source, self.aligner, self.aligned, self.monitor)
+        align.start()
         reason, cause = stop.reason, stop.cause
-        while not stop.is_set():
-            frame = self.source.read(timeout_s=0.1)
-            if frame is None:
-                if self.source.ended:
-                    reason, cause = self.source.end_reason or "end of stream", EndCause.END_OF_STREAM
-                    break
+        try:
+            while not stop.is_set():
+                item = self.aligned.get(timeout_s=0.1)
+                if item is None:
+                    if self.aligned.finished:
+                        reason = self.aligned.close_reason or "end of stream"
+                        cause = EndCause.FAILED if self.aligned.failed else EndCause.END_OF_STREAM
+                        break
+                else:
+                    self._process(item)
+                    if self.config.max_frames is not None and self.frames >= self.config.max_frames:
+                        reason, cause = f"max frames ({self.config.max_frames}) reached", EndCause.MAX_FRAMES
+                        break
+                if self.source.state is not source_state:  # lost, or back: say so now, not at the next second
+                    source_state = self.source.state
+                    self._publish_status()
+                elif time.monotonic_ns() >= self._next_status_ns:
+                    self._publish_status()
             else:
-                self._process(frame)
-                if self.config.max_frames is not None and self.frames >= self.config.max_frames:
-                    reason, cause = f"max frames ({self.config.max_frames}) reached", EndCause.MAX_FRAMES
-                    break
-            if self.source.state is not source_state:  # lost, or back: say so now, not at the next second
-                source_state = self.source.state
-                self._publish_status()
-            elif time.monotonic_ns() >= self._next_status_ns:
-                self._publish_status()
-        else:
-            reason, cause = stop.reason, stop.cause
-        for track in list(self.tracker.tracks.values()):
-            last = track.state.spotter.finish()
-            track.state.pending += [last] if last is not None else []
-            self._label_intervals(track, final=True)
+                reason, cause = stop.reason, stop.cause
+        except Exception as error:  # a bug in the model stage: end the run with it, everything published so far kept
+            log.debug("the model stage failed", exc_info=True)
+            reason, cause = f"model stage failed ({type(error).__name__}: {error})", EndCause.FAILED
+        finally:
+            align.stop()
+            sys.setswitchinterval(switch_interval_s)
+        if cause is not EndCause.FAILED:
+            for track in list(self.tracker.tracks.values()):
+                last = track.state.spotter.finish()
+                track.state.pending += [last] if last is not None else []
+                self._label_intervals(track, final=True)
+        self._publish_status()  # the run's final figures, drops included, just before the end
         end = EndOfStream(reason=reason, frames=self.frames, events=self.events, cause=cause)
         self.fanout.publish(end)
         return end
 
-    def _process(self, frame: Frame) -> None:
+    def _process(self, item: AlignedFrame) -> None:
+        frame = item.frame
         self.frames += 1
+        wait_model_ms = (time.monotonic_ns() - item.t_aligned_ns) / 1e6
         self.monitor.record_frame(frame.t_capture_ns)
-        timings = {}
-        start = time.perf_counter()
-        faces = self.aligner.process(frame.image, timestamp_ms=int(round(frame.media_s * 1000)))
-        timings["align"] = (time.perf_counter() - start) * 1e3
+        self.monitor.record_ms("wait_model", wait_model_ms)
+        timings = {"wait_align": item.wait_align_ms, "align": item.align_ms, "wait_model": wait_model_ms}
+        faces = list(item.faces)
         tracked = [(face, track) for face, track in
                    zip(faces, self.tracker.update(frame.media_s, [face.bbox for face in faces])) if track]
         if tracked:
@@ -205,8 +239,8 @@ class LivePipeline:
                 motion=spot.step.score, me_active=spot.step.active, latency_ms=dict(timings))
             track.state.last = prediction
             self.fanout.publish(prediction)
-        for stage, value in timings.items():
-            self.monitor.record_ms(stage, value)
+        for stage in ("spot", "encode", "pool", "head", "e2e"):
+            self.monitor.record_ms(stage, timings[stage])
 
     def _label_intervals(self, track: Track[FaceState], time_unix: float | None = None, final: bool = False) -> None:
         """Classify each spotted interval of a face whose window's frames have all arrived (at the end of the
@@ -235,13 +269,17 @@ class LivePipeline:
     def _publish_status(self) -> None:
         self._next_status_ns = time.monotonic_ns() + int(STATUS_PERIOD_S * 1e9)
         snapshot = self.monitor.snapshot()
+        drops = {"capture": self.source.dropped_frames, "align": self.aligned.dropped if self.aligned else 0}
         self.fanout.publish(StatusReport(
             labels=self.labels, model=self.model_name, engine=f"{self.engine.name} {self.engine.precision}",
             device=self.engine.device, fps=snapshot.fps, e2e_ms_p50=snapshot.p50_ms["e2e"],
-            e2e_ms_p99=snapshot.p99_ms["e2e"], dropped_frames=self.source.dropped_frames,
+            e2e_ms_p99=snapshot.p99_ms["e2e"], dropped_frames=sum(drops.values()),
             faces=len(self.tracker.tracks), spotter=SPOTTER_NAME, baseline=self.baseline,
             source_state=self.source.state.value, outage_s=round(self.source.outage_s, 3),
-            reconnects=self.source.reconnects))
+            reconnects=self.source.reconnects,
+            stage_ms_p50={stage: v for stage, v in snapshot.p50_ms.items() if v is not None},
+            stage_ms_p99={stage: v for stage, v in snapshot.p99_ms.items() if v is not None},
+            dropped_by_stage=drops))
 
     def _publish_frame(self, frame: Frame) -> None:
         boxes = {track.face_id: track.box for track in self.tracker.tracks.values()}
@@ -262,20 +300,23 @@ def describe_model(engine: Engine, model_path: str | None) -> str:
     return f"{name} ({engine.config.name} preset; {trained_on})"
 
 
-def run_live(config: LiveConfig, stop: StopRequest, log=None) -> EndOfStream:
-    """Build everything the run needs (failing fast with one-line errors), run it, and release everything."""
+def run_live(config: LiveConfig, stop: StopRequest, log=None, source: VideoSource | None = None) -> EndOfStream:
+    """Build everything the run needs (failing fast with one-line errors), run it, and release everything.
+
+    `source` (not yet started) replaces the input the config names: a benchmark's file read as a live camera."""
     record = prepare_recording(config.record) if config.record else None  # before anything starts
     profile = load_user_profile(config)  # before the engine: a wrong profile is one line, at once
-    engine, reason = load_engine(config.model, config.engine, device=config.device, threads=config.threads)
+    threads = config.threads if config.threads is not None else LIVE_ENGINE_THREADS
+    engine, reason = load_engine(config.model, config.engine, device=config.device, threads=threads)
     model_name = describe_model(engine, config.model)
     choice = resolve_input(config)
     publishers: list[Publisher] = [ConsoleStatus(show_status=not config.quiet)]
     outputs: list[str] = []
-    source = aligner = fanout = preview = None
+    aligner = fanout = preview = None
     try:
-        source = VideoSource(choice.spec, realtime=choice.paced, loop=choice.looped, width=config.width,
-                             height=config.height, fps=config.fps, fourcc=config.fourcc,
-                             reconnect=ReconnectPolicy(give_up_s=config.reconnect_s))
+        source = source or VideoSource(choice.spec, realtime=choice.paced, loop=choice.looped, width=config.width,
+                                       height=config.height, fps=config.fps, fourcc=config.fourcc,
+                                       reconnect=ReconnectPolicy(give_up_s=config.reconnect_s))
         source.start()  # before MediaPipe loads: a bad input fails fast, with its one line alone on stderr
         if not config.headless:
             from realtime.publishers.preview import PreviewPublisher  # imports gradio (about 2 s)
@@ -330,6 +371,4 @@ def run_live(config: LiveConfig, stop: StopRequest, log=None) -> EndOfStream:
 
 
 def print_line(line: str) -> None:
-    import sys
-
     print(line, file=sys.stderr, flush=True)

@@ -39,7 +39,7 @@ TOPIC_PREFIX = "fdp/"  # subscribe to this for everything
 COMMON_FIELDS: dict[str, str] = {"schema": "str", "source": "str", "seq": "count"}
 
 # Field kinds: int, count (int >= 0), float, float? (float or null), str, bool, probs ({str: float}),
-# latency ({stage: float} for every LATENCY_STAGES), labels ([str]).
+# latency ({stage: float} for every LATENCY_STAGES), numbers ({str: float}), counts ({str: int >= 0}), labels ([str]).
 FIELDS: dict[str, dict[str, str]] = {
     TOPIC_PREDICTION: {
         "face_id": "int", "frame_index": "count", "media_s": "float", "t_capture_ns": "int", "time_unix": "float",
@@ -56,6 +56,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "labels": "labels", "model": "str", "engine": "str", "device": "str", "fps": "float",
         "e2e_ms_p50": "float?", "e2e_ms_p99": "float?", "dropped_frames": "count", "faces": "count",
         "spotter": "str", "baseline": "str", "source_state": "str", "outage_s": "float", "reconnects": "count",
+        "stage_ms_p50": "numbers", "stage_ms_p99": "numbers", "dropped_by_stage": "counts",
     },
     TOPIC_END: {"reason": "str", "frames": "count", "events": "count"},
     TOPIC_FRAME: {"frame_index": "count", "t_capture_ns": "int", "width": "count", "height": "count"},
@@ -204,7 +205,11 @@ def _kind_problem(kind: str, value: Any) -> str | None:
     if kind == "labels":
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         return None if ok else f"must be a list of strings, got {value!r}"
-    if kind in ("probs", "latency"):
+    if kind == "counts":  # whole numbers, as JSON Schema reads "integer" (3.0 is 3): the two validators agree
+        ok = isinstance(value, Mapping) and all(isinstance(k, str) and _is_number(v) and v >= 0 and v == int(v)
+                                                for k, v in value.items())
+        return None if ok else f"must be an object of counts (whole numbers >= 0), got {value!r}"
+    if kind in ("probs", "latency", "numbers"):
         if not isinstance(value, Mapping) or not all(isinstance(k, str) and _is_number(v) for k, v in value.items()):
             return f"must be an object of finite numbers, got {value!r}"
         missing = [stage for stage in LATENCY_STAGES if stage not in value] if kind == "latency" else []
@@ -222,8 +227,10 @@ def _to_json_value(kind: str, value: Any) -> Any:
         return float(value)
     if kind == "bool" and isinstance(value, (bool, np.bool_)):
         return bool(value)
-    if kind in ("probs", "latency") and isinstance(value, Mapping):
+    if kind in ("probs", "latency", "numbers") and isinstance(value, Mapping):
         return {str(k): float(v) for k, v in value.items()}
+    if kind == "counts" and isinstance(value, Mapping):
+        return {str(k): int(v) for k, v in value.items()}
     if kind == "labels" and isinstance(value, (list, tuple)):
         return [str(v) for v in value]
     return value  # a wrong kind is left as it is, for validate() to name

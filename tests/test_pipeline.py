@@ -19,6 +19,7 @@ import zmq
 from fdp.assets import asset_path
 from models import make_model_folder
 from realtime import schema
+from realtime.capture import ReconnectPolicy
 from realtime.live_config import LiveConfig
 from realtime.pipeline import StopRequest, run_live
 
@@ -200,8 +201,9 @@ def test_cli_exit_status_reads_the_end_cause_not_the_reason_wording():
     from realtime.frames import EndCause, EndOfStream
 
     assert exit_status(EndCause.INTERRUPTED) == 130
+    assert exit_status(EndCause.FAILED) == 1
     for cause in EndCause:
-        if cause is not EndCause.INTERRUPTED:
+        if cause not in (EndCause.INTERRUPTED, EndCause.FAILED):
             assert exit_status(cause) == 0, cause
     # The wording of a reason is for people: rewording it changes no exit status.
     assert EndOfStream("Ctrl-C pressed", frames=1, events=0, cause=EndCause.INTERRUPTED).cause is EndCause.INTERRUPTED
@@ -286,3 +288,250 @@ def test_cli_subscriber_in_another_process_gets_end_on_every_clean_stop(stop, tm
     received = [json.loads(line) for line in out.splitlines()]
     assert received[-1]["topic"] == "fdp/end" and received[-1]["payload"]["reason"] == reason
     assert received[-1] == json.loads(log.read_text().splitlines()[-1])
+
+
+# The concurrent stages (realtime/stages.py): order, timestamps, drop counts and clean shutdown of every stage.
+
+class Run:
+    """One LivePipeline over a real source with the real aligner and ONNX Runtime engine, recorded to JSONL, with
+    the console's lines kept; built here (not by run_live) so a test can hand in a source, an aligner or an engine
+    that fails on purpose, or a publisher that stops the run."""
+
+    def __init__(self, tmp_path: Path, model: Path, source, aligner_type=None, engine=None, publishers=()) -> None:
+        import io
+
+        from engines.factory import load_engine
+        from fdp.align import FaceAligner
+        from realtime.console import ConsoleStatus
+        from realtime.pipeline import LivePipeline
+        from realtime.publishers.base import PublisherFanout
+        from realtime.publishers.recorder import JsonlRecorder
+
+        self.log, self.console = tmp_path / "stages.jsonl", io.StringIO()
+        loaded, _ = load_engine(str(model), "onnxruntime", threads=1)
+        self.engine = engine(loaded) if engine is not None else loaded
+        self.source = source
+        self.stop = StopRequest()
+        fanout = PublisherFanout([ConsoleStatus(self.console, show_status=False), JsonlRecorder(self.log),
+                                  *publishers], source=source.name)
+        config = LiveConfig(video=str(source.name), model=str(model), zmq="off", headless=True, quiet=True)
+        self.aligner = (aligner_type or FaceAligner)(self.engine.config.aligner, running_mode="video")
+        source.start()
+        self.pipeline = LivePipeline(config, self.engine, self.aligner, source, fanout, "tiny test model")
+        self.fanout = fanout
+
+    def run(self):
+        try:
+            return self.pipeline.run(self.stop)
+        finally:
+            self.source.stop()
+            self.fanout.close()
+            self.aligner.close()
+
+    def messages(self, topic: str | None = None) -> list[schema.Message]:
+        logged = read_log(self.log)
+        return [m for m in logged if topic is None or m.topic == topic]
+
+
+def stage_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name in ("fdp-align", "fdp-capture", "fdp-publish")]
+
+
+def assert_complete_log(run: Run, reason: str) -> list[schema.Message]:
+    logged = run.messages()
+    assert [m.payload["seq"] for m in logged] == list(range(len(logged)))
+    assert logged[-1].topic == schema.TOPIC_END and logged[-1].payload["reason"] == reason
+    assert run.console.getvalue().splitlines()[-1].startswith(f"end: {reason}; ")
+    assert stage_threads() == []  # capture, alignment and publishing all finished
+    return logged
+
+
+def file_positions_s(path: Path) -> list[float]:
+    capture = cv2.VideoCapture(str(path))
+    positions = []
+    while capture.grab():
+        positions.append(capture.get(cv2.CAP_PROP_POS_MSEC) / 1e3)
+    capture.release()
+    return positions
+
+
+def test_stages_file_every_frame_in_order_with_its_own_timestamps(tmp_path, tiny_model, short_video):
+    from realtime.capture import VideoSource
+
+    run = Run(tmp_path, tiny_model, VideoSource(short_video))
+    end = run.run()
+    logged = assert_complete_log(run, "end of file")
+    assert end.frames == 60
+    predictions = [m.payload for m in logged if m.topic == schema.TOPIC_PREDICTION]
+    indices = [p["frame_index"] for p in predictions]
+    assert indices == list(range(indices[0], 60))  # once the window is full, every frame, in order
+    positions = file_positions_s(short_video)
+    assert [p["media_s"] for p in predictions] == pytest.approx([positions[i] for i in indices], abs=1e-6)
+    stamps = [p["t_capture_ns"] for p in predictions]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    assert all({"wait_align", "wait_model"} <= set(p["latency_ms"]) for p in predictions)
+    status = [m.payload for m in logged if m.topic == schema.TOPIC_STATUS][-1]
+    assert status["dropped_by_stage"] == {"capture": 0, "align": 0} and status["dropped_frames"] == 0
+    assert {"align", "wait_align", "wait_model", "e2e"} <= set(status["stage_ms_p50"]) <= set(status["stage_ms_p99"])
+
+
+def test_stages_live_source_drops_are_counted_exactly_per_stage(tmp_path, tiny_model, short_video):
+    """A file read as a live stream, unpaced: capture outruns alignment, and whatever is not processed is counted
+    as dropped at the stage that lost it; the frames that do arrive keep grab order."""
+    from realtime.capture import SourceKind, VideoSource
+
+    source = VideoSource(short_video, kind=SourceKind.STREAM, reconnect=ReconnectPolicy(give_up_s=0))
+    run = Run(tmp_path, tiny_model, source)
+    end = run.run()
+    logged = assert_complete_log(run, f"{source.name}: lost (reconnecting is off); check the connection")
+    status = [m.payload for m in logged if m.topic == schema.TOPIC_STATUS][-1]
+    drops = status["dropped_by_stage"]
+    assert drops["capture"] == source.dropped_frames > 0
+    assert source.frames_captured == end.frames + drops["capture"] + drops["align"] == 60
+    assert status["dropped_frames"] == drops["capture"] + drops["align"]
+    indices = [m.payload["frame_index"] for m in logged if m.topic == schema.TOPIC_PREDICTION]
+    assert indices == sorted(set(indices))
+
+
+class FailingAligner:
+    """The real aligner, failing on purpose at its 30th frame (as a native error would)."""
+
+    def __new__(cls, *args, **kwargs):
+        from fdp.align import FaceAligner
+
+        class Failing(FaceAligner):
+            calls = 0
+
+            def process(self, frame_bgr, timestamp_ms=None):
+                self.calls += 1
+                if self.calls == 30:
+                    raise RuntimeError("landmark graph crashed")
+                return super().process(frame_bgr, timestamp_ms)
+
+        return Failing(*args, **kwargs)
+
+
+def failing_engine(engine):
+    """The real engine, its encoder failing on purpose at the 20th call."""
+
+    class Failing:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def __getattr__(self, name):
+            return getattr(engine, name)
+
+        def encode(self, frames):
+            self.calls += 1
+            if self.calls == 20:
+                raise ValueError("encoder output has NaNs")
+            return engine.encode(frames)
+
+    return Failing()
+
+
+@pytest.mark.parametrize("stage", ["alignment", "model", "capture"])
+def test_stages_a_stage_that_raises_ends_the_run_with_one_line_and_a_complete_log(stage, tmp_path, tiny_model):
+    from realtime.capture import VideoSource
+    from realtime.frames import EndCause
+
+    video = asset_path("WolfgangLanger_Pexels.mp4")
+    if stage == "capture":
+        class FailingSource(VideoSource):
+            def _grab(self, capture, *, index, since_open, pace_from):
+                if index == 40:
+                    raise OSError("USB bus reset")
+                return super()._grab(capture, index=index, since_open=since_open, pace_from=pace_from)
+
+        source = FailingSource(video)
+    else:
+        source = VideoSource(video)
+    run = Run(tmp_path, tiny_model, source, aligner_type=FailingAligner if stage == "alignment" else None,
+              engine=failing_engine if stage == "model" else None)
+    end = run.run()
+    reason = {"alignment": "alignment stage failed (RuntimeError: landmark graph crashed)",
+              "model": "model stage failed (ValueError: encoder output has NaNs)",
+              "capture": f"{video}: capture failed (OSError: USB bus reset)"}[stage]
+    assert (end.reason, end.cause) == (reason, EndCause.FAILED)
+    logged = assert_complete_log(run, reason)
+    # A file loses no frame: every frame before the failure reached the model stage (the model stage fails on
+    # its 20th frame with a face, so at or after its 20th frame).
+    assert end.frames == 29 if stage == "alignment" else end.frames == 40 if stage == "capture" else end.frames >= 20
+    assert any(m.topic == schema.TOPIC_PREDICTION for m in logged)
+
+
+class StopAfter:
+    """A publisher that requests a stop (as the Ctrl-C and SIGTERM handlers do) when it sees the n-th prediction."""
+
+    name = "stopper"
+
+    def __init__(self, stop: StopRequest, cause, after: int) -> None:
+        self.stop, self.cause, self.after, self.seen = stop, cause, after, 0
+
+    def publish(self, message: schema.Message) -> None:
+        self.seen += message.topic == schema.TOPIC_PREDICTION
+        if self.seen == self.after:
+            self.stop.request(self.cause)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("cause_name, reason", [("INTERRUPTED", "stopped by Ctrl-C"),
+                                                ("TERMINATED", "stopped by SIGTERM")])
+def test_stages_stop_mid_run_finishes_every_stage(cause_name, reason, tmp_path, tiny_model):
+    from realtime.capture import VideoSource
+    from realtime.frames import EndCause
+
+    cause = EndCause[cause_name]
+    stopper = StopAfter(StopRequest(), cause, after=15)
+    run = Run(tmp_path, tiny_model, VideoSource(asset_path("WolfgangLanger_Pexels.mp4"), realtime=True),
+              publishers=[stopper])
+    stopper.stop = run.stop
+    end = run.run()
+    assert end.cause is cause and end.frames < 472
+    logged = assert_complete_log(run, reason)
+    assert sum(m.topic == schema.TOPIC_PREDICTION for m in logged) >= 15
+
+
+def aligned_frames(n: int):
+    import numpy as np
+
+    from realtime.frames import AlignedFrame, Frame
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    return [AlignedFrame(Frame(i, 1000 + i, i / 30, image, "test"), (), 0.0, 0.0, 2000 + i) for i in range(n)]
+
+
+@pytest.mark.timeout(30)
+def test_hand_over_newest_wins_counts_exact_drops_and_keeps_order():
+    from realtime.stages import HandOver
+
+    queue = HandOver(capacity=4, drop_oldest=True)
+    items = aligned_frames(10)
+    assert all(queue.put(item) for item in items)
+    assert queue.dropped == 6
+    assert [queue.get(1.0).frame.index for _ in range(4)] == [6, 7, 8, 9]
+    queue.close("end of stream")
+    assert queue.get(0.01) is None and queue.finished and queue.close_reason == "end of stream"
+
+
+@pytest.mark.timeout(30)
+def test_hand_over_for_files_waits_for_room_loses_nothing_and_close_frees_the_writer():
+    from realtime.stages import HandOver
+
+    queue = HandOver(capacity=1, drop_oldest=False)
+    items = aligned_frames(5)
+    results: list[bool] = []
+    writer = threading.Thread(target=lambda: results.extend(queue.put(item) for item in items))
+    writer.start()
+    got = [queue.get(30.0).frame.index for _ in range(5)]
+    writer.join(30)
+    assert got == [0, 1, 2, 3, 4] and results == [True] * 5 and queue.dropped == 0
+    assert queue.put(items[0])  # full again: the next put waits until close() frees it
+    blocked = threading.Thread(target=lambda: results.append(queue.put(items[1])))
+    blocked.start()
+    queue.close("failed", failed=True)
+    blocked.join(30)
+    assert not blocked.is_alive() and results[-1] is False
+    assert queue.get(0.01).frame.index == 0 and queue.finished and queue.failed  # what was handed over stays

@@ -53,7 +53,10 @@ def listening_addresses(port: int) -> set[str]:
 def status(fps: float = 23.4) -> StatusReport:
     return StatusReport(labels=LABELS, model=MODEL, engine="onnxruntime fp32", device="cpu", fps=fps,
                         e2e_ms_p50=8.5, e2e_ms_p99=14.0, dropped_frames=2, faces=1,
-                        spotter="fdp-spot/1", baseline="running baseline")
+                        spotter="fdp-spot/1", baseline="running baseline",
+                        stage_ms_p50={"wait_align": 0.4, "align": 6.5, "wait_model": 0.2, "encode": 1.3},
+                        stage_ms_p99={"wait_align": 2.0, "align": 9.0, "wait_model": 1.5, "encode": 2.5},
+                        dropped_by_stage={"capture": 2, "align": 0})
 
 
 def prediction(i: int, p_surprise: float = 0.62, face_id: int = 0) -> Prediction:
@@ -146,7 +149,8 @@ def test_preview_page_in_chromium_shows_model_frame_probabilities_event_and_stat
     stats = page.locator("#fdp-stats")
     expect(stats).to_contain_text("23.4 fps", timeout=WAIT_MS)
     expect(stats).to_contain_text("p50 8.5 ms, p99 14.0 ms")
-    expect(stats).to_contain_text("dropped frames 2 · faces 1")
+    expect(stats).to_contain_text("dropped frames 2 (capture 2) · faces 1")
+    expect(stats).to_contain_text("wait align 0.4/2.0 · align 6.5/9.0 · wait model 0.2/1.5 · encode 1.3/2.5")
     expect(stats).to_contain_text("engine onnxruntime fp32 on cpu")
     page.wait_for_function("(document.querySelector('#fdp-timeline-image') || {}).naturalWidth > 0",
                            timeout=WAIT_MS)

@@ -38,7 +38,10 @@ SPEC_FIELDS = {  # ARCHITECTURE.md §5, copied here on purpose: the schema modul
                    "faces", "spotter", "baseline",
                    # added with reconnection (ARCHITECTURE §5 is to gain them): whether the input delivers, how
                    # long it has not, and how often it came back
-                   "source_state", "outage_s", "reconnects"},
+                   "source_state", "outage_s", "reconnects",
+                   # added with the concurrent stages (ARCHITECTURE §5 is to gain them): per-stage latency p50/p99
+                   # with the waits between stages, and where frames were dropped
+                   "stage_ms_p50", "stage_ms_p99", "dropped_by_stage"},
     "fdp/end": {"reason", "frames", "events"},
     "fdp/frame": {"frame_index", "t_capture_ns", "width", "height"},
 }

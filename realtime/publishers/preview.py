@@ -221,7 +221,8 @@ class PreviewPublisher:
             return WAITING
         p50, p99 = (f"{v:.1f}" if v is not None else "–" for v in (status["e2e_ms_p50"], status["e2e_ms_p99"]))
         lines = [f"**{status['fps']:.1f} fps** · end-to-end latency p50 {p50} ms, p99 {p99} ms",
-                 f"dropped frames {status['dropped_frames']} · faces {status['faces']}",
+                 f"dropped frames {status['dropped_frames']}{_drops(status)} · faces {status['faces']}",
+                 *_stage_lines(status),
                  f"engine {_md(status['engine'])} on {_md(status['device'])} · classes "
                  f"{_md(', '.join(status['labels']))}",
                  f"spotting: {_md(status['spotter'])}, thresholds from the {_md(status['baseline'])}"]
@@ -386,3 +387,19 @@ def _check_port_free(host: str, port: int) -> None:
                           "127.0.0.1 (the default) or an address of one of this machine's interfaces") from None
     finally:
         probe.close()
+
+
+def _drops(status: Mapping[str, Any]) -> str:
+    """Where the frames were dropped, when any were (.get: a status from an older sender lacks the split)."""
+    by_stage = status.get("dropped_by_stage") or {}
+    lost = [f"{stage} {n}" for stage, n in by_stage.items() if n]
+    return f" ({', '.join(lost)})" if lost else ""
+
+
+def _stage_lines(status: Mapping[str, Any]) -> list[str]:
+    """Per-stage latency p50/p99 and the waits between stages, in the order the frame goes through them."""
+    p50, p99 = status.get("stage_ms_p50") or {}, status.get("stage_ms_p99") or {}
+    order = ("wait_align", "align", "wait_model", "spot", "encode", "pool", "head")
+    cells = [f"{stage.replace('_', ' ')} {p50[stage]:.1f}/{p99[stage]:.1f}" for stage in order
+             if stage in p50 and stage in p99]
+    return [f"stage ms p50/p99: {' · '.join(cells)}"] if cells else []
