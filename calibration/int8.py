@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"kept {chosen.choice}: top-1 agreement {chosen.drift.top1_agreement:.2%}, max |logit diff| "
           f"{chosen.drift.max_logit_diff:.4f}, {chosen.speedup:.2f}x FP32 per frame; wrote {out} (run it with "
           f"python run_live.py --model {out})")
+    if chosen.speedup < 1.0:
+        print(f"note: on this CPU the INT8 encoder is slower than FP32 ({chosen.speedup:.2f}x); the FP32 model stays the "
+              "faster choice here (INT8 gains need larger convolutions and matmuls, or a GPU through TensorRT)")
     return 0
 
 

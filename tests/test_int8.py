@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.timeout(600),
               pytest.mark.skipif("face_landmarker.task" in missing_assets(),
                                  reason="face_landmarker.task not fetched: run `python -m fdp.assets fetch`")]
 MIN_AGREEMENT = 0.98
-CHOICE = "matmul-per-tensor"  # the choice the full search kept on this CPU (docs/STATUS.md, Engines)
+CHOICE = "matmul-per-tensor"  # MatMul/Gemm only: what the full search keeps on this CPU (docs/STATUS.md, Engines)
 
 
 @pytest.fixture(scope="module")
