@@ -18,7 +18,6 @@ from pathlib import Path
 
 os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.timing import interleaved, machine_line  # noqa: E402

@@ -16,6 +16,7 @@ import argparse
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -176,7 +177,7 @@ def quantize_folder(files: ModelFiles, out: Path, calibration: FaceCrops, choice
 
 def calibrate(files: ModelFiles, out: Path, calibration: FaceCrops, heldout: FaceCrops,
               choices: tuple[QuantChoice, ...], min_agreement: float, threads: int | None = None,
-              log=print) -> tuple[Candidate, list[Candidate]]:
+              log: Callable[[str], object] = print) -> tuple[Candidate, list[Candidate]]:
     """Quantize with every choice, measure each, and write the fastest that agrees enough into `out`."""
     reference = OnnxRuntimeEngine(files, threads=threads)
     candidates, engines = [], {"fp32": reference}

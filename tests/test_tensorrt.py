@@ -113,12 +113,12 @@ def test_tensorrt_not_installed_one_line_from_run_live():
 
 
 GPU_CHECK = textwrap.dedent("""
-    import json, sys
+    import json, pathlib, sys
     import numpy as np
     from engines.base import ModelFiles
     from engines.onnxruntime_engine import OnnxRuntimeEngine
     from engines.tensorrt_engine import TensorRTEngine
-    files, cache = ModelFiles.locate(sys.argv[1]), __import__("pathlib").Path(sys.argv[2])
+    files, cache = ModelFiles.locate(sys.argv[1]), pathlib.Path(sys.argv[2])
     frames = np.random.default_rng(0).random((3, 1, 32, 32), dtype=np.float32)
     reference = OnnxRuntimeEngine(files)
     ref = reference.encode(frames)
@@ -144,8 +144,7 @@ GPU_CHECK = textwrap.dedent("""
 def test_tensorrt_matches_onnxruntime_fp32_caches_and_rebuilds_a_damaged_plan(tmp_path):
     make_model_folder(tmp_path / "model")
     done = subprocess.run([sys.executable, "-c", GPU_CHECK, str(tmp_path / "model"), str(tmp_path / "cache")],
-                          cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env={"PYTHONPATH": str(REPO), **__import__("os").environ})
+                          cwd=REPO, capture_output=True, text=True, timeout=600)  # -c: imports from REPO
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["fp32"]["features"] < 1e-3 and report["fp32"]["logits"] < 1e-3
