@@ -42,6 +42,12 @@ def heldout() -> int:
     return run_command(main, "fdp-heldout")
 
 
+def long_videos() -> int:
+    from fdp.synthesis.long_videos import main
+
+    return run_command(main, "fdp-long-videos")
+
+
 def assets() -> int:
     from fdp.assets import main
 

@@ -18,13 +18,13 @@ import dataclasses
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fdp.cli import CommandParser, run_main
+from fdp.cli import CommandParser, add_config_options, config_from_args, option, run_main
 from fdp.datasets.sources import DATASET_IDS, check_sources
 from fdp.errors import ConfigError, ModelFileError
 from fdp.io import output_folder, write_bytes, write_json
@@ -183,16 +183,23 @@ def aggregate_run(run: Path) -> dict[str, Any]:
 class EvaluateConfig:
     """`python -m fdp.evaluate`: pool a run (--run), or evaluate a checkpoint on data (--checkpoint)."""
 
-    run: Path | None = None
-    checkpoint: Path | None = None
-    datasets: tuple[str, ...] = ()
-    roots: tuple[Path, ...] = ()
-    classes: str = ""  # default: the class setting the checkpoint was trained with
-    subjects: tuple[str, ...] = ()  # evaluate these subjects only (keys or bare names); default all
-    out: Path | None = None  # default: eval_<datasets> beside the checkpoint
-    device: str = "auto"
-    cache_dir: Path | None = None
-    landmarker: Path | None = None
+    run: Path | None = field(default=None, metadata=option("a training run folder to pool"))
+    checkpoint: Path | None = field(default=None, metadata=option("an FDP .safetensors checkpoint to evaluate"))
+    datasets: tuple[str, ...] = field(default=(), metadata=option(
+        "dataset id to evaluate the checkpoint on; repeat for several, each with its --root", flag="--dataset",
+        choices=DATASET_IDS, many="repeat"))
+    roots: tuple[Path, ...] = field(default=(), metadata=option("the unpacked dataset folder", flag="--root",
+                                                                 many="repeat"))
+    classes: str = field(default="", metadata=option("class setting (default: the checkpoint's)",
+                                                      metavar="SETTING"))
+    subjects: tuple[str, ...] = field(default=(), metadata=option(
+        "comma-separated subjects to evaluate, as keys or bare names (default: all)", many="comma"))
+    out: Path | None = field(default=None, metadata=option(
+        "output folder (default: eval_<datasets> beside the checkpoint)"))
+    device: str = field(default="auto", metadata=option("auto, cpu or cuda (cuda:N)"))
+    cache_dir: Path | None = field(default=None, metadata=option(
+        "crop cache (default $FDP_CACHE_DIR or ~/.cache/fdp-live/crops)"))
+    landmarker: Path | None = field(default=None, metadata=option("face_landmarker.task (default: the fetched)"))
 
     def __post_init__(self) -> None:
         if (self.run is None) == (self.checkpoint is None):
@@ -252,22 +259,9 @@ def evaluate_checkpoint(config: EvaluateConfig) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> EvaluateConfig:
-    p = CommandParser(prog="python -m fdp.evaluate", description=__doc__.splitlines()[0])
-    p.add_argument("--run", type=Path, default=None, help="a training run folder to pool")
-    p.add_argument("--checkpoint", type=Path, default=None, help="an FDP .safetensors checkpoint to evaluate")
-    p.add_argument("--dataset", action="append", default=[], choices=DATASET_IDS)
-    p.add_argument("--root", action="append", default=[], type=Path)
-    p.add_argument("--classes", default="", help="class setting (default: the checkpoint's)")
-    p.add_argument("--subjects", default="", help="comma-separated subjects to evaluate (default: all)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: beside the checkpoint)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--cache-dir", type=Path, default=None)
-    p.add_argument("--landmarker", type=Path, default=None)
-    a = p.parse_args(argv)
-    subjects = tuple(s.strip() for s in a.subjects.split(",") if s.strip())
-    return EvaluateConfig(run=a.run, checkpoint=a.checkpoint, datasets=tuple(a.dataset), roots=tuple(a.root),
-                          classes=a.classes, subjects=subjects, out=a.out, device=a.device, cache_dir=a.cache_dir,
-                          landmarker=a.landmarker)
+    parser = CommandParser(prog="python -m fdp.evaluate", description=__doc__.splitlines()[0])
+    add_config_options(parser, EvaluateConfig)
+    return config_from_args(EvaluateConfig, parser.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fdp.cli import CommandParser, run_main
+from fdp.cli import CommandParser, add_config_options, config_from_args, option, run_main
 from fdp.config import PRESETS, AlignerSettings, ModelConfig, preset
 from fdp.datasets.clips import ClipSample
 from fdp.datasets.crop_cache import (CachedCrops, aligner_key, clip_cache_path, default_cache_dir, read_crops,
@@ -43,14 +43,22 @@ def clip_key(clip: ClipSample) -> ClipKey:
 class PreprocessConfig:
     """`python -m fdp.preprocess`: which data to align, and with which aligner (the preset's)."""
 
-    datasets: tuple[str, ...] = ()
-    roots: tuple[Path, ...] = ()
-    preset: str = "live"  # the model preset whose AlignerSettings cut the crops
-    cache_dir: Path | None = None  # None: $FDP_CACHE_DIR or ~/.cache/fdp-live/crops
-    landmarker: Path | None = None  # None: $FDP_LANDMARKER or the fetched face_landmarker.task
-    window_s: float = ModelConfig().window_s  # the training window; frames no window can reach are not aligned
-    length_jitter: float = 0.2  # the training window's length jitter (it widens the reachable span)
-    workers: int = min(2, os.cpu_count() or 1)  # aligner processes
+    datasets: tuple[str, ...] = field(default=(), metadata=option(
+        "dataset id; repeat for several, each with its --root in the same order", flag="--dataset",
+        choices=DATASET_IDS, many="repeat"))
+    roots: tuple[Path, ...] = field(default=(), metadata=option("the unpacked dataset folder", flag="--root",
+                                                                 many="repeat"))
+    preset: str = field(default="live", metadata=option("model preset whose aligner settings cut the crops",
+                                                         choices=tuple(PRESETS)))
+    cache_dir: Path | None = field(default=None, metadata=option(
+        "crop cache (default $FDP_CACHE_DIR or ~/.cache/fdp-live/crops)"))
+    landmarker: Path | None = field(default=None, metadata=option(
+        "face_landmarker.task (default $FDP_LANDMARKER, else the fetched one)"))
+    window_s: float = field(default=ModelConfig().window_s, metadata=option(
+        "the training window, s: frames no window can reach are not aligned"))
+    length_jitter: float = field(default=0.2, metadata=option(
+        "the training window's length jitter (it widens the reachable span)"))
+    workers: int = field(default=min(2, os.cpu_count() or 1), metadata=option("aligner processes"))
 
     def __post_init__(self) -> None:
         check_sources(self.datasets, self.roots)
@@ -229,24 +237,9 @@ def preprocess_clips(clips: Sequence[ClipSample], settings: AlignerSettings, *, 
 
 
 def parse_args(argv: list[str] | None) -> PreprocessConfig:
-    d = PreprocessConfig.__dataclass_fields__
     parser = CommandParser(prog="python -m fdp.preprocess", description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", action="append", default=[], choices=DATASET_IDS,
-                        help="dataset id; repeat for several, each with its --root in the same order")
-    parser.add_argument("--root", action="append", default=[], type=Path, help="the unpacked dataset folder")
-    parser.add_argument("--preset", default=d["preset"].default, choices=tuple(PRESETS),
-                        help="model preset whose aligner settings cut the crops (default %(default)s)")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="crop cache (default $FDP_CACHE_DIR or "
-                                                                     "~/.cache/fdp-live/crops)")
-    parser.add_argument("--landmarker", type=Path, default=None, help="face_landmarker.task (default: the fetched)")
-    parser.add_argument("--window-s", type=float, default=d["window_s"].default)
-    parser.add_argument("--length-jitter", type=float, default=d["length_jitter"].default)
-    parser.add_argument("--workers", type=int, default=d["workers"].default,
-                        help="aligner processes (default %(default)s)")
-    a = parser.parse_args(argv)
-    return PreprocessConfig(datasets=tuple(a.dataset), roots=tuple(a.root), preset=a.preset, cache_dir=a.cache_dir,
-                            landmarker=a.landmarker, window_s=a.window_s, length_jitter=a.length_jitter,
-                            workers=a.workers)
+    add_config_options(parser, PreprocessConfig)
+    return config_from_args(PreprocessConfig, parser.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,22 +13,21 @@ training subjects; `--select-on-test` selects on the test subject instead, and e
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fdp.cli import CommandParser, run_main
-from fdp.config import PRESETS, preset
+from fdp.cli import CommandParser, add_config_options, config_from_args, run_main
+from fdp.config import preset
 from fdp.datasets.classes import count_classes, labelled_clips
 from fdp.datasets.folds import Fold, fold_subjects, holdout_fold, leave_one_subject_out, match_subjects, subjects_of
-from fdp.datasets.sources import DATASET_IDS, load_sources, resolve_setting, setting_names
+from fdp.datasets.sources import load_sources, resolve_setting
 from fdp.errors import ConfigError
 from fdp.io import output_folder, write_json
 from fdp.preprocess import clip_key, preprocess_clips
-from fdp.train_config import IMBALANCE, PER_MACHINE_FIELDS, TrainConfig
+from fdp.train_config import PER_MACHINE_FIELDS, TrainConfig
 
 
 def plan_folds(config: TrainConfig, clips: list[Any]) -> tuple[list[Fold], list[Fold]]:
@@ -124,43 +123,11 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> tuple[TrainConfig, bool]:
     """The config, and whether to show progress bars."""
-    d = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    p = CommandParser(prog="python -m fdp.train", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", action="append", default=[], choices=DATASET_IDS,
-                   help="dataset id; repeat for a composite, each with its --root, in the same order")
-    p.add_argument("--root", action="append", default=[], type=Path, help="the unpacked dataset folder")
-    p.add_argument("--out", type=Path, default=d["out"], help="run folder (default %(default)s)")
-    p.add_argument("--classes", default=d["classes"], metavar="SETTING",
-                   help=f"class setting: {', '.join(setting_names())} (default: the datasets' own)")
-    p.add_argument("--preset", default=d["preset"], choices=tuple(PRESETS), help="model preset (default %(default)s)")
-    for name in ("epochs", "batch_size", "precise_bn_batches", "seed", "align_workers"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=d[name], help="default %(default)s")
-    for name in ("lr", "weight_decay", "warmup_epochs", "lambda_di", "lambda_rank", "rank_margin", "window_s",
-                 "length_jitter", "val_fraction"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=d[name], help="default %(default)s")
-    p.add_argument("--no-augment", dest="augment", action="store_false", help="no clip-consistent augmentation")
-    p.add_argument("--imbalance", default=d["imbalance"], choices=IMBALANCE,
-                   help="weighted: class-weighted cross-entropy (default); balanced: class-balanced sampling")
-    p.add_argument("--select-on-test", action="store_true",
-                   help="pick each fold's epoch on its TEST subject (the published habit; optimistic; labelled)")
-    p.add_argument("--holdout-subjects", default="", help="comma-separated test subjects of one split, instead "
-                                                          "of leave-one-subject-out")
-    p.add_argument("--train-all", action="store_true",
-                   help="train one model on every subject (no test split); evaluate it with fdp.evaluate")
-    p.add_argument("--folds", default="", help="comma-separated fold indices or test subjects to run")
-    p.add_argument("--device", default=d["device"], help="auto, cpu or cuda (default %(default)s)")
-    p.add_argument("--cache-dir", type=Path, default=None, help="crop cache (default ~/.cache/fdp-live/crops)")
-    p.add_argument("--landmarker", type=Path, default=None, help="face_landmarker.task (default: the fetched)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    a = p.parse_args(argv)
-
-    def listed(text: str) -> tuple[str, ...]:
-        return tuple(t.strip() for t in text.split(",") if t.strip())
-
-    values = {k: v for k, v in vars(a).items() if k in d and k not in ("dataset", "root")}
-    values |= {"datasets": tuple(a.dataset), "roots": tuple(a.root), "holdout_subjects": listed(a.holdout_subjects),
-               "folds": listed(a.folds)}
-    return TrainConfig(**values), not a.quiet
+    parser = CommandParser(prog="python -m fdp.train", description=__doc__.splitlines()[0])
+    add_config_options(parser, TrainConfig)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    return config_from_args(TrainConfig, args), not args.quiet
 
 
 def main(argv: list[str] | None = None) -> int:

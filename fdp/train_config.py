@@ -8,12 +8,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fdp.cli import option
 from fdp.config import PRESETS, ModelConfig
-from fdp.datasets.sources import check_sources, resolve_setting
+from fdp.datasets.sources import DATASET_IDS, check_sources, resolve_setting, setting_names
 from fdp.errors import ConfigError
 
 IMBALANCE = ("weighted", "balanced", "none")
@@ -25,34 +26,49 @@ PER_MACHINE_FIELDS = ("out", "roots", "folds", "device", "cache_dir", "landmarke
 class TrainConfig:
     """`python -m fdp.train`; written to <out>/train_config.json."""
 
-    out: Path = Path("runs/fdp")
-    datasets: tuple[str, ...] = ()
-    roots: tuple[Path, ...] = ()
-    classes: str = ""  # class setting; empty: the datasets' default (megc2019-3 for casme2 + samm)
-    preset: str = "live"
-    epochs: int = 30
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 2.0
-    lambda_di: float = 100.0  # the released FDP code's weight of the dynamic-image MSE
-    lambda_rank: float = 1.0
-    rank_margin: float = 0.1
-    window_s: float = ModelConfig().window_s
-    length_jitter: float = 0.2
-    augment: bool = True
-    imbalance: str = "weighted"  # class-weighted cross-entropy; or 'balanced' sampling; or 'none'
-    precise_bn_batches: int = 8  # BatchNorm statistics recomputed over up to this many training batches per eval
-    val_fraction: float = 0.2
-    select_on_test: bool = False
-    holdout_subjects: tuple[str, ...] = ()
-    train_all: bool = False  # one model on every subject, no test (evaluate it on other data with fdp.evaluate)
-    folds: tuple[str, ...] = ()  # fold indices or test subjects to run; empty: all
-    device: str = "auto"
-    seed: int = 0
-    cache_dir: Path | None = None
-    landmarker: Path | None = None
-    align_workers: int = min(2, os.cpu_count() or 1)  # processes aligning clips not in the crop cache yet
+    out: Path = field(default=Path("runs/fdp"), metadata=option("run folder"))
+    datasets: tuple[str, ...] = field(default=(), metadata=option(
+        "dataset id; repeat for a composite, each with its --root, in the same order", flag="--dataset",
+        choices=DATASET_IDS, many="repeat"))
+    roots: tuple[Path, ...] = field(default=(), metadata=option("the unpacked dataset folder", flag="--root",
+                                                                 many="repeat"))
+    classes: str = field(default="", metadata=option(
+        f"class setting: {', '.join(setting_names())} (default: the datasets' own; megc2019-3 for casme2 + samm)",
+        metavar="SETTING"))
+    preset: str = field(default="live", metadata=option("model preset", choices=tuple(PRESETS)))
+    epochs: int = field(default=30, metadata=option("training epochs per fold"))
+    batch_size: int = field(default=16, metadata=option("clips per batch (2 or more: BatchNorm)"))
+    lr: float = field(default=1e-3, metadata=option("peak learning rate (AdamW, cosine after the warm-up)"))
+    weight_decay: float = field(default=0.05, metadata=option("AdamW weight decay"))
+    warmup_epochs: float = field(default=2.0, metadata=option("epochs of linear learning-rate warm-up"))
+    lambda_di: float = field(default=100.0, metadata=option(
+        "weight of the dynamic-image MSE (the released FDP code's)"))
+    lambda_rank: float = field(default=1.0, metadata=option("weight of the chronological rank loss"))
+    rank_margin: float = field(default=0.1, metadata=option("score margin of the rank loss"))
+    window_s: float = field(default=ModelConfig().window_s, metadata=option("window around each expression, s"))
+    length_jitter: float = field(default=0.2, metadata=option("training windows vary in length by this fraction"))
+    augment: bool = field(default=True, metadata=option("no clip-consistent augmentation"))
+    imbalance: str = field(default="weighted", metadata=option(
+        "weighted: class-weighted cross-entropy; balanced: class-balanced sampling; none", choices=IMBALANCE))
+    precise_bn_batches: int = field(default=8, metadata=option(
+        "BatchNorm statistics recomputed over up to this many training batches per evaluation"))
+    val_fraction: float = field(default=0.2, metadata=option(
+        "share of each fold's training subjects set apart for validation"))
+    select_on_test: bool = field(default=False, metadata=option(
+        "pick each fold's epoch on its TEST subject (the published habit; optimistic; labelled)"))
+    holdout_subjects: tuple[str, ...] = field(default=(), metadata=option(
+        "comma-separated test subjects of one split, instead of leave-one-subject-out", many="comma"))
+    train_all: bool = field(default=False, metadata=option(
+        "train one model on every subject (no test split); evaluate it with fdp.evaluate"))
+    folds: tuple[str, ...] = field(default=(), metadata=option(
+        "comma-separated fold indices or test subjects to run (default: all)", many="comma"))
+    device: str = field(default="auto", metadata=option("auto, cpu or cuda (cuda:N)"))
+    seed: int = field(default=0, metadata=option("seed of the folds' validation split and of training"))
+    cache_dir: Path | None = field(default=None, metadata=option(
+        "crop cache (default $FDP_CACHE_DIR or ~/.cache/fdp-live/crops)"))
+    landmarker: Path | None = field(default=None, metadata=option("face_landmarker.task (default: the fetched)"))
+    align_workers: int = field(default=min(2, os.cpu_count() or 1), metadata=option(
+        "processes aligning clips not in the crop cache yet"))
 
     def __post_init__(self) -> None:
         check_sources(self.datasets, self.roots)

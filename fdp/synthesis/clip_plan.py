@@ -8,10 +8,11 @@ multiplies by zero, so the only thing that tells the classes apart is the AU mot
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from fdp.cli import option
 from fdp.config import SYNTHETIC_CLASSES
 from fdp.errors import ConfigError
 
@@ -29,13 +30,14 @@ BLINK_PROBABILITY = 0.35  # per clip, every class alike
 class Ranges:
     """The user-set ranges a plan is drawn from."""
 
-    fps: float = 30.0
-    min_px: float = 1.0  # peak displacement at the aligned-crop scale (crop 64, eye distance 0.4), pixels
-    max_px: float = 3.0
-    min_me_s: float = 0.1  # onset to offset
-    max_me_s: float = 0.5
-    min_clip_s: float = 0.8
-    max_clip_s: float = 1.2
+    fps: float = field(default=30.0, metadata=option("frame rate of the clips"))
+    min_px: float = field(default=1.0, metadata=option(
+        "least peak motion, pixels at the aligned-crop scale (crop 64, eye distance 0.4)"))
+    max_px: float = field(default=3.0, metadata=option("largest peak motion, crop pixels"))
+    min_me_s: float = field(default=0.1, metadata=option("shortest expression, onset to offset, s"))
+    max_me_s: float = field(default=0.5, metadata=option("longest expression, onset to offset, s"))
+    min_clip_s: float = field(default=0.8, metadata=option("shortest clip, s"))
+    max_clip_s: float = field(default=1.2, metadata=option("longest clip, s"))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ cannot be set from OpenCV and its motion compensation is not what a camera does.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -29,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fdp.cli import run_main
+from fdp.cli import CommandParser, add_config_options, config_from_args, option, run_main
 from fdp.synthesis import warp
 from fdp.synthesis.au_definitions import BLINK_PAIRS, LIP_LOWER_OUTER, LIP_PAIRS, LIP_UPPER_OUTER, MOUTH_CORNERS
 from fdp.synthesis.au_fields import AUFieldBank, load_field_bank
@@ -474,15 +473,21 @@ def render_video(script: VideoScript, video: Path, renderer: VideoRenderer | Non
 class LongVideoConfig:
     """One benchmark-set run; written into the set's index.json."""
 
-    out: Path
-    split: str = "tune"  # tune: the training identities; heldout: the evaluation-only faces
-    seed: int = 0
-    fps: tuple[float, ...] = (30.0, 200.0)  # the first: the full set; each other: a few short videos
-    duration_s: float = 20.0
-    short_duration_s: float = 8.0  # videos at the other frame rates
-    n_me: int = 4  # micro-expressions per full-length video ('still' and 'nuisance'; half in short ones)
-    face_width_px: float = 160.0  # output face width: a webcam's 640x480 view at arm's length
-    short_face_width_px: float = 120.0  # high-speed cameras trade resolution for rate
+    out: Path = dataclasses.field(metadata=option("folder to write (must not hold a set already)"))
+    split: str = dataclasses.field(default="tune", metadata=option(
+        "tune: the training identities; heldout: the evaluation-only faces", choices=SPLITS))
+    seed: int = dataclasses.field(default=0, metadata=option("seed of the set's scripts"))
+    fps: tuple[float, ...] = dataclasses.field(default=(30.0, 200.0), metadata=option(
+        "frame rates: the first gets the full set, each other a few short videos", many="spaces"))
+    duration_s: float = dataclasses.field(default=20.0, metadata=option("length of a full video, s"))
+    short_duration_s: float = dataclasses.field(default=8.0, metadata=option(
+        "length of the videos at the other rates, s"))
+    n_me: int = dataclasses.field(default=4, metadata=option(
+        "micro-expressions per full-length video ('still' and 'nuisance'; half in short ones)"))
+    face_width_px: float = dataclasses.field(default=160.0, metadata=option(
+        "face width in the output: a webcam's 640x480 view at arm's length"))
+    short_face_width_px: float = dataclasses.field(default=120.0, metadata=option(
+        "face width at the other rates: high-speed cameras trade resolution for rate"))
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -569,22 +574,9 @@ def write_video_set(config: LongVideoConfig, log: Callable[[str], object] = prin
 
 
 def _parse(argv: list[str] | None) -> LongVideoConfig:
-    d = {f.name: f.default for f in dataclasses.fields(LongVideoConfig)}
-    parser = argparse.ArgumentParser(prog="python -m fdp.synthesis.long_videos", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="folder to write (must not hold a set already)")
-    parser.add_argument("--split", choices=SPLITS, default=d["split"],
-                        help="tune: the training identities; heldout: the evaluation-only faces (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=d["seed"], help="default %(default)s")
-    parser.add_argument("--fps", type=float, nargs="+", default=list(d["fps"]),
-                        help="frame rates: the first gets the full set, each other a few short videos "
-                             "(default %(default)s)")
-    for name in ("duration_s", "short_duration_s", "face_width_px", "short_face_width_px"):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=d[name], help="default %(default)s")
-    parser.add_argument("--n-me", type=int, default=d["n_me"], help="default %(default)s")
-    a = parser.parse_args(argv)
-    return LongVideoConfig(out=a.out, split=a.split, seed=a.seed, fps=tuple(a.fps), duration_s=a.duration_s,
-                           short_duration_s=a.short_duration_s, n_me=a.n_me, face_width_px=a.face_width_px,
-                           short_face_width_px=a.short_face_width_px)
+    parser = CommandParser(prog="python -m fdp.synthesis.long_videos", description=__doc__.splitlines()[0])
+    add_config_options(parser, LongVideoConfig)
+    return config_from_args(LongVideoConfig, parser.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> int:

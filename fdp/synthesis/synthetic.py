@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fdp.cli import CommandParser, run_main
+from fdp.cli import CommandParser, add_config_options, config_from_args, option, run_main
 from fdp.config import SYNTHETIC_CLASSES, AlignerSettings
 from fdp.synthesis.au_fields import FIELD_SETS, field_provenance, load_field_bank
 from fdp.synthesis.clip_plan import Ranges, plan_clip
@@ -43,14 +43,18 @@ COLUMNS = ("subject", "clip_id", "label", "onset", "apex", "offset", "fps", "fra
 class SynthConfig:
     """One synthetic-set run; written next to the set as synthetic_config.json."""
 
-    out: Path
-    clips: int = 400
-    seed: int = 0
+    out: Path = field(metadata=option("folder to write (must not hold a set already)"))
+    clips: int = field(default=400, metadata=option("clips to write"))
+    seed: int = field(default=0, metadata=option("seed of the set: each clip's own comes from it and the clip's index"))
     ranges: Ranges = field(default_factory=Ranges)
-    subjects: tuple[str, ...] = ()  # empty: the licence-clear default identities
-    extra_faces: Path | None = None
-    workers: int = min(2, os.cpu_count() or 1)
-    fields: str = "mixed"  # AU field set: 'mixed' (py-feat where right: research-only) or 'own' (MIT)
+    subjects: tuple[str, ...] = field(default=(), metadata=option(
+        "comma-separated subject ids (default: all licence-clear)", many="comma"))
+    extra_faces: Path | None = field(default=None, metadata=option(
+        "folder of extra face photos; every face found becomes a subject (opt-in licence)"))
+    workers: int = field(default=min(2, os.cpu_count() or 1), metadata=option("render processes"))
+    fields: str = field(default="mixed", metadata=option(
+        "AU fields: 'mixed' uses py-feat's where right (research-only terms), 'own' only ours (MIT)",
+        choices=FIELD_SETS))
     aligner: AlignerSettings = field(default_factory=AlignerSettings)
 
     def __post_init__(self) -> None:
@@ -199,31 +203,11 @@ def load_synthetic(root: Path) -> list[ClipSample]:
 
 
 def _parse(argv: list[str] | None) -> SynthConfig:
-    r = Ranges()
-    d = SynthConfig(out=Path("."))
     parser = CommandParser(prog="python -m fdp.synthesis.synthetic", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="folder to write (must not hold a set already)")
-    parser.add_argument("--clips", type=int, default=d.clips)
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--fps", type=float, default=r.fps)
-    parser.add_argument("--min-px", type=float, default=r.min_px, help="peak motion at the aligned-crop scale")
-    parser.add_argument("--max-px", type=float, default=r.max_px)
-    parser.add_argument("--min-me-s", type=float, default=r.min_me_s, help="onset to offset, seconds")
-    parser.add_argument("--max-me-s", type=float, default=r.max_me_s)
-    parser.add_argument("--min-clip-s", type=float, default=r.min_clip_s)
-    parser.add_argument("--max-clip-s", type=float, default=r.max_clip_s)
-    parser.add_argument("--subjects", default="", help="comma-separated subject ids (default: all licence-clear)")
-    parser.add_argument("--extra-faces", type=Path, default=None,
-                        help="folder of extra face photos; every face found becomes a subject (opt-in licence)")
-    parser.add_argument("--workers", type=int, default=d.workers)
-    parser.add_argument("--fields", choices=FIELD_SETS, default=d.fields,
-                        help="AU fields: 'mixed' uses py-feat's where right (research-only terms), 'own' only ours")
-    a = parser.parse_args(argv)
-    ranges = Ranges(fps=a.fps, min_px=a.min_px, max_px=a.max_px, min_me_s=a.min_me_s, max_me_s=a.max_me_s,
-                    min_clip_s=a.min_clip_s, max_clip_s=a.max_clip_s)
-    subjects = tuple(s.strip() for s in a.subjects.split(",") if s.strip())
-    return SynthConfig(out=a.out, clips=a.clips, seed=a.seed, ranges=ranges, subjects=subjects,
-                       extra_faces=a.extra_faces, workers=a.workers, fields=a.fields)
+    add_config_options(parser, SynthConfig)
+    add_config_options(parser, Ranges)
+    args = parser.parse_args(argv)
+    return config_from_args(SynthConfig, args, ranges=config_from_args(Ranges, args))
 
 
 def main(argv: list[str] | None = None) -> int:
