@@ -39,6 +39,7 @@ from realtime.window import FaceWindow
 
 VIDEO = "WolfgangLanger_Pexels.mp4"
 TILE_OFFSET = 118  # frames between the tiles' start points: four different moments of the video
+START_UP_FRAMES = 30  # a short run whose CPU time is the start-up's, taken out of the loop's CPU a frame
 
 
 def real_frames() -> tuple[list[np.ndarray], float]:
@@ -74,8 +75,9 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float, count: int) ->
     return path
 
 
-def landmarker_alone(frames: list[np.ndarray], fps: float, faces: int) -> float:
-    """Frames per second of the Tasks FaceLandmarker alone (VIDEO mode, the aligner's options) on decoded frames."""
+def landmarker_alone(frames: list[np.ndarray], fps: float, faces: int) -> tuple[float, float]:
+    """Frames per second of the Tasks FaceLandmarker alone (VIDEO mode, the aligner's options) on decoded frames,
+    and the CPU it costs, in core-ms a frame (every thread of the process)."""
     import mediapipe as mp
     from mediapipe.tasks.python import vision
 
@@ -84,28 +86,30 @@ def landmarker_alone(frames: list[np.ndarray], fps: float, faces: int) -> float:
         for i, frame in enumerate(frames[:5]):  # warm-up
             landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=frame[..., ::-1].copy()),
                                         int(i * 1000 / fps))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for i, frame in enumerate(frames):
             rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb),
                                         10_000 + int(i * 1000 / fps))
-        return len(frames) / (time.perf_counter() - start)
+        return len(frames) / (time.perf_counter() - start), (time.process_time() - cpu) * 1e3 / len(frames)
 
 
 def run_loop(video: Path, log: Path, model: str | None, threads: int | None, *, live: bool = False,
-             paced: bool = False, faces: int = 1) -> dict:
+             paced: bool = False, faces: int = 1, max_frames: int | None = None) -> dict:
     """One live run; its figures read back from its own JSONL log, as a subscriber would see them."""
     config = LiveConfig(video=str(video), realtime=paced, model=model, engine="onnxruntime", threads=threads,
-                        zmq="off", record=str(log), headless=True, quiet=True, max_faces=faces)
+                        zmq="off", record=str(log), headless=True, quiet=True, max_faces=faces, max_frames=max_frames)
     source = VideoSource(video, kind=SourceKind.STREAM, realtime=paced, reconnect=ReconnectPolicy(give_up_s=0)) \
         if live else None
+    cpu = time.process_time()
     end = run_live(config, StopRequest(), log=lambda line: None, source=source)
+    cpu_s = time.process_time() - cpu
     messages = [schema.decode_json_line(line) for line in log.read_text().splitlines()]
     predictions = [m.payload for m in messages if m.topic == schema.TOPIC_PREDICTION]
     statuses = [m.payload for m in messages if m.topic == schema.TOPIC_STATUS]
     frames = sorted({p["frame_index"]: p["t_capture_ns"] for p in predictions}.items())
     t0, t1 = frames[0][1], frames[-1][1]
-    result = {"frames": end.frames, "reason": end.reason, "fps": (len(frames) - 1) / ((t1 - t0) / 1e9),
+    result = {"frames": end.frames, "reason": end.reason, "cpu_s": cpu_s, "fps": (len(frames) - 1) / ((t1 - t0) / 1e9),
               "drops": statuses[-1]["dropped_by_stage"], "faces_max": max(s["faces"] for s in statuses),
               "predictions": len(predictions)}
     for stage in MONITORED_STAGES:
@@ -177,12 +181,18 @@ def main() -> None:
              for rate, seconds in ((30, 15.0), (200, args.minute_s))}
     with tempfile.TemporaryDirectory() as logs:
         log = Path(logs)
-        before = landmarker_alone(frames, fps, 1)
+        before, alone_cpu_ms = landmarker_alone(frames, fps, 1)
         loop = run_loop(videos[1], log / "unpaced.jsonl", args.model, args.threads)
-        after = landmarker_alone(frames, fps, 1)
+        after, _ = landmarker_alone(frames, fps, 1)
+        start_up = run_loop(videos[1], log / "start_up.jsonl", args.model, args.threads, max_frames=START_UP_FRAMES)
+        loop_cpu_ms = (loop["cpu_s"] - start_up["cpu_s"]) * 1e3 / (loop["frames"] - START_UP_FRAMES)
         print(f"\n1. {VIDEO} ({len(frames)} frames): Tasks landmarker alone {before:.1f} fps (before) / {after:.1f} "
               f"fps (after); whole loop unpaced {loop['fps']:.1f} fps = {loop['fps'] / before:.2f}x / "
               f"{loop['fps'] / after:.2f}x the landmarker (target >= 1.5x); drops {loop['drops']}")
+        print(f"   CPU a frame: landmarker alone {alone_cpu_ms:.1f} core-ms, whole loop {loop_cpu_ms:.1f} core-ms "
+              f"(start-up taken out): with all {os.cpu_count()} cores to itself the loop could reach at most "
+              f"{os.cpu_count() * 1e3 / loop_cpu_ms:.0f} fps = {os.cpu_count() * 1e3 / loop_cpu_ms / before:.2f}x "
+              "the landmarker alone")
         print(stage_table(loop))
         for rate in (30, 200):
             r = run_loop(paced[rate], log / f"paced{rate}.jsonl", args.model, args.threads, live=True, paced=True)
@@ -195,7 +205,7 @@ def main() -> None:
         print("\n3. faces (tiled video, unpaced): faces | landmarker alone fps | loop fps | ratio | align p50 | "
               "encode p50 (one batched call) | faces tracked")
         for n in (1, 2, 4):
-            alone = landmarker_alone(tiles[n], fps, n)
+            alone, _ = landmarker_alone(tiles[n], fps, n)
             r = run_loop(videos[n], log / f"faces{n}.jsonl", args.model, args.threads, faces=n)
             print(f"   {n} | {alone:6.1f} | {r['fps']:6.1f} | {r['fps'] / alone:4.2f}x | {r['align'][0]:6.2f} ms | "
                   f"{r['encode'][0]:5.2f} ms | {r['faces_max']}")
