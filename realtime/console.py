@@ -57,7 +57,10 @@ class ConsoleStatus:
         e2e = (f"e2e p50 {payload['e2e_ms_p50']:.1f} ms p99 {payload['e2e_ms_p99']:.1f} ms"
                if payload["e2e_ms_p50"] is not None else "e2e -")
         faces = " ".join(f"face {i}: {label}" for i, label in sorted(self._labels.items())) or "no face"
-        self._print(f"{payload['fps']:5.1f} fps | {e2e} | dropped {payload['dropped_frames']} | "
+        by_stage = payload.get("dropped_by_stage") or {}  # .get: a status from an older sender lacks it
+        where = ", ".join(f"{stage} {n}" for stage, n in by_stage.items() if n)
+        self._print(f"{payload['fps']:5.1f} fps | {e2e} | dropped {payload['dropped_frames']}"
+                    f"{f' ({where})' if where else ''} | "
                     f"{payload['faces']} face(s) | {faces}"
                     + (" | learning baseline" if "learning" in payload["baseline"] else "")
                     + (f" | input lost {payload['outage_s']:.0f} s, reconnecting"

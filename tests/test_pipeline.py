@@ -535,3 +535,21 @@ def test_hand_over_for_files_waits_for_room_loses_nothing_and_close_frees_the_wr
     blocked.join(30)
     assert not blocked.is_alive() and results[-1] is False
     assert queue.get(0.01).frame.index == 0 and queue.finished and queue.failed  # what was handed over stays
+
+
+def test_console_status_line_says_where_frames_were_dropped():
+    import io
+
+    from realtime.console import ConsoleStatus
+    from realtime.frames import StatusReport
+
+    stream = io.StringIO()
+    console = ConsoleStatus(stream)
+    for drops in ({"capture": 0, "align": 0}, {"capture": 31, "align": 2}):
+        console.publish(schema.encode(StatusReport(
+            labels=("none", "surprise"), model="m", engine="onnxruntime fp32", device="cpu", fps=29.5,
+            e2e_ms_p50=12.0, e2e_ms_p99=30.0, dropped_frames=sum(drops.values()), faces=1, spotter="s",
+            baseline="running baseline", dropped_by_stage=drops), source="camera 0", seq=0))
+    assert stream.getvalue().splitlines() == [
+        " 29.5 fps | e2e p50 12.0 ms p99 30.0 ms | dropped 0 | 1 face(s) | no face",
+        " 29.5 fps | e2e p50 12.0 ms p99 30.0 ms | dropped 33 (capture 31, align 2) | 1 face(s) | no face"]
