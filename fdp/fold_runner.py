@@ -27,9 +27,9 @@ from fdp.datasets.crop_cache import CachedCrops
 from fdp.datasets.folds import Fold, subject_key
 from fdp.datasets.sources import training_data_statement
 from fdp.errors import ConfigError
+from fdp.io import write_json
 from fdp.losses import LossWeights
 from fdp.metrics import score
-from fdp.io import write_json
 from fdp.preprocess import ClipKey, clip_key
 from fdp.train_config import TrainConfig
 from fdp.training_loop import SELECTION_RULES, EpochRecord, LoopSettings, resolve_device, train_fold

@@ -26,8 +26,15 @@ import numpy as np
 from fdp.cli import CommandParser, add_config_options, config_from_args, option, run_main
 from fdp.config import PRESETS, AlignerSettings, ModelConfig, preset
 from fdp.datasets.clips import ClipSample
-from fdp.datasets.crop_cache import (CachedCrops, aligner_key, clip_cache_path, default_cache_dir, read_crops,
-                                 source_fingerprint, write_crops)
+from fdp.datasets.crop_cache import (
+    CachedCrops,
+    aligner_key,
+    clip_cache_path,
+    default_cache_dir,
+    read_crops,
+    source_fingerprint,
+    write_crops,
+)
 from fdp.datasets.sources import DATASET_IDS, check_sources, load_sources
 from fdp.errors import ConfigError
 from fdp.io import output_folder, write_json

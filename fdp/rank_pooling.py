@@ -98,7 +98,7 @@ def warm_up() -> None:
         rank_pool_gather(window, np.array([0, 1]))
 
 
-def rank_pool_torch(frames: "torch.Tensor", dim: int = 1) -> "torch.Tensor":  # noqa: F821 (torch is optional)
+def rank_pool_torch(frames: torch.Tensor, dim: int = 1) -> torch.Tensor:  # noqa: F821 (torch is optional)
     """Torch op used in training: pool along `dim` (the time axis), differentiable."""
     import torch
 

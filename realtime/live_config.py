@@ -17,7 +17,6 @@ from fdp.cli import CommandParser, add_config_options, config_from_args, option
 from fdp.errors import ConfigError
 from realtime.publishers.zmq import DEFAULT_ENDPOINT
 
-
 MAX_THREADS = 256
 MIN_SIDE_PX, MAX_SIDE_PX = 16, 8192  # a camera frame's width or height
 MAX_CAMERA_FPS = 1000

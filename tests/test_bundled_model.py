@@ -13,11 +13,11 @@ from engines.factory import load_engine
 from fdp.checkpoint import read_checkpoint_metadata
 from fdp.clip_batches import ClipItem, window_crops
 from fdp.config import SYNTHETIC_CLASSES
-from fdp.synthesis.heldout import HELDOUT_SUBJECTS, write_heldout_set
-from fdp.synthesis.synthetic import load_synthetic
 from fdp.metrics import score
 from fdp.preprocess import clip_key, preprocess_clips
 from fdp.rank_pooling import rank_pool
+from fdp.synthesis.heldout import HELDOUT_SUBJECTS, write_heldout_set
+from fdp.synthesis.synthetic import load_synthetic
 
 # 64 fresh clips (16 per class) on the held-out faces, with a seed the model card's evaluation did not use.
 CLIPS, SEED = 64, 7

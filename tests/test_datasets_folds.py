@@ -7,8 +7,15 @@ import pytest
 from builders import build_casme2, build_samm
 
 from fdp.datasets.casme2 import load_casme2
-from fdp.datasets.folds import (fold_subjects, holdout_fold, leave_one_subject_out, match_subjects, subject_key,
-                            subjects_of, validation_subjects)
+from fdp.datasets.folds import (
+    fold_subjects,
+    holdout_fold,
+    leave_one_subject_out,
+    match_subjects,
+    subject_key,
+    subjects_of,
+    validation_subjects,
+)
 from fdp.datasets.samm import load_samm
 from fdp.errors import ConfigError
 

@@ -130,3 +130,19 @@ def test_layout_no_line_over_120_characters_in_fdp_and_publishers():
                   for folder in ("fdp", "realtime/publishers") for path in sorted((REPO / folder).rglob("*.py"))
                   for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if len(line) > 120]
     assert long_lines == []
+
+
+def test_layout_ruff_is_configured_in_pyproject_and_a_dev_dependency():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    ruff = project["tool"]["ruff"]
+    assert ruff["line-length"] == 120 and {"E", "W", "F", "I", "B", "UP"} <= set(ruff["lint"]["select"])
+    assert any(dep.startswith("ruff") for dep in project["project"]["optional-dependencies"]["dev"])
+
+
+def test_layout_ruff_passes_on_fdp_and_publishers():
+    """The packages held to the lint rules today (see the E501 test above for why not yet the whole tree)."""
+    done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise", "fdp",
+                           "realtime/publishers"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stdout + done.stderr

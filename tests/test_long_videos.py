@@ -13,11 +13,26 @@ import cv2
 import numpy as np
 import pytest
 
-from fdp.synthesis.long_videos import (KINDS, LongVideoConfig, VideoRenderer, face_width, load_faces, load_truth,
-                                  plan_set, write_video_set)
-from fdp.synthesis.video_script import (NUISANCES, HeadMove, MicroExpression, VideoScript, draw_script, item_frames,
-                                   preset_script)
 from fdp.errors import ConfigError, DatasetLayoutError
+from fdp.synthesis.long_videos import (
+    KINDS,
+    LongVideoConfig,
+    VideoRenderer,
+    face_width,
+    load_faces,
+    load_truth,
+    plan_set,
+    write_video_set,
+)
+from fdp.synthesis.video_script import (
+    NUISANCES,
+    HeadMove,
+    MicroExpression,
+    VideoScript,
+    draw_script,
+    item_frames,
+    preset_script,
+)
 
 FACE_PX = 100.0  # small frames: fast tests
 BROWS = (105, 334, 66, 296, 70, 300, 63, 293)

@@ -94,7 +94,7 @@ def test_training_direction_of_motion_reaches_near_perfect_accuracy():
     test_x, test_y = drifting_blob_clips(128, config.frames, config.image_size, rng)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     weights = LossWeights(dynamic_image=1.0, rank=0.5)
-    for epoch in range(16):
+    for _ in range(16):
         order = rng.permutation(len(train_x))
         for start in range(0, len(order), 32):
             batch = order[start:start + 32]

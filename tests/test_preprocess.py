@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from builders import build_casme2
+
 from fdp.assets import missing_assets
 from fdp.config import AlignerSettings, preset
 from fdp.datasets.clips import ClipSample

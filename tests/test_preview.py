@@ -241,10 +241,10 @@ def _frames_seen(log: Path) -> int:
 def test_cli_demo_with_preview_loops_until_ctrl_c_and_the_page_stays(browser, tmp_path):
     """`run_live.py --demo` (the README's run command) stands in for a camera: past the video's last frame it
     plays on, the page keeps showing frames, and Ctrl-C ends it (exit 130, the log complete)."""
+    from live_process import LiveRun, log_records
     from playwright.sync_api import expect
 
     from fdp.assets import asset_path
-    from live_process import LiveRun, log_records
 
     frame_count = int(cv2.VideoCapture(str(asset_path("WolfgangLanger_Pexels.mp4"))).get(cv2.CAP_PROP_FRAME_COUNT))
     port = free_port()
@@ -285,9 +285,8 @@ def test_cli_demo_with_preview_loops_until_ctrl_c_and_the_page_stays(browser, tm
 def test_cli_video_with_preview_keeps_the_page_after_the_end_until_stopped(browser, tmp_path, video_frames):
     """A --video run with the preview on: at the end of the file the page stays, with the final frame and
     "stream ended", until Ctrl-C (exit 130, as after any Ctrl-C)."""
-    from playwright.sync_api import expect
-
     from live_process import LiveRun, log_records
+    from playwright.sync_api import expect
 
     video = tmp_path / "short.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), 24.0, (640, 360))

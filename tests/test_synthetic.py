@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from fdp.config import SYNTHETIC_CLASSES, AlignerSettings
+from fdp.errors import ConfigError, DatasetLayoutError
 from fdp.synthesis import warp
 from fdp.synthesis.au_definitions import EYE_PAIRS, LIP_PAIRS, OWN_FIELDS
 from fdp.synthesis.au_fields import AUFieldBank, field_provenance, load_field_bank
@@ -25,7 +26,6 @@ from fdp.synthesis.clip_plan import ALL_RECIPES, ClipPlan, Ranges, blink_envelop
 from fdp.synthesis.face_sources import FaceTrack, load_tracks
 from fdp.synthesis.synthetic import MANIFEST, SynthConfig, load_synthetic, main, write_synthetic
 from fdp.synthesis.synthetic_render import FrameGeometry, render_clip
-from fdp.errors import ConfigError, DatasetLayoutError
 
 SETTINGS = AlignerSettings()
 FOREHEAD = (10, 151, 9, 108, 337, 69, 299, 67, 297)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from builders import build_casme2
+
 from engines.factory import load_engine
 from fdp.assets import missing_assets
 from fdp.checkpoint import read_checkpoint_metadata

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from calibration.neutral import RestingNoise
 from fdp.datasets.sampling import window_frame_indices
 from fdp.rank_pooling import rank_pool_reference
-from calibration.neutral import RestingNoise
 from realtime.spotting import FEATURE_NAMES, SpotterSettings
 from realtime.spotting.detector import IntervalDetector
 from realtime.tracks import FaceTracker, box_iou
@@ -88,11 +88,11 @@ def features(regions: dict[str, float] | None = None, **nuisances: float) -> np.
     return values
 
 
-def run_detector(frames: list[np.ndarray], fps: float = 30.0, settings: SpotterSettings = SpotterSettings()):
+def run_detector(frames: list[np.ndarray], fps: float = 30.0, settings: SpotterSettings | None = None):
     """Push a sequence after a still second; return (intervals, refusals)."""
     rng = np.random.default_rng(0)
     rest = [features() + rng.normal(0, 0.0002, len(FEATURE_NAMES)) for _ in range(int(1.5 * fps))]
-    detector = IntervalDetector(settings)
+    detector = IntervalDetector(settings or SpotterSettings())
     intervals, refusals = [], []
     for i, values in enumerate(rest + frames + rest):
         step = detector.push(i / fps, i, np.abs(values))

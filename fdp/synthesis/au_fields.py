@@ -22,8 +22,14 @@ from typing import Literal
 import numpy as np
 
 from fdp.errors import ConfigError, ModelFileError
-from fdp.synthesis.au_definitions import (LIP_LOWER_INNER, LIP_UPPER_INNER, MIXED_NOTES, OWN_FIELDS, PYFEAT_REGIONS,
-                                          Handle)
+from fdp.synthesis.au_definitions import (
+    LIP_LOWER_INNER,
+    LIP_UPPER_INNER,
+    MIXED_NOTES,
+    OWN_FIELDS,
+    PYFEAT_REGIONS,
+    Handle,
+)
 
 FieldSet = Literal["mixed", "own"]
 FIELD_SETS: tuple[str, ...] = ("mixed", "own")

@@ -29,18 +29,44 @@ import cv2
 import numpy as np
 
 from fdp.cli import CommandParser, add_config_options, config_from_args, option, run_main
+from fdp.errors import ConfigError, DatasetLayoutError, VideoError
 from fdp.synthesis import warp
 from fdp.synthesis.au_definitions import BLINK_PAIRS, LIP_LOWER_OUTER, LIP_PAIRS, LIP_UPPER_OUTER, MOUTH_CORNERS
-from fdp.synthesis.au_fields import AUFieldBank, load_field_bank
-from fdp.synthesis.au_fields import _blend_field, _lip_side_mask  # the own fields' handle machinery, for the jaw drop
+from fdp.synthesis.au_fields import (  # the own fields' handle machinery, for the jaw drop
+    AUFieldBank,
+    _blend_field,
+    _lip_side_mask,
+    load_field_bank,
+)
 from fdp.synthesis.clip_plan import envelope
 from fdp.synthesis.face_sources import FaceTrack, load_tracks
-from fdp.synthesis.synthetic_render import (ME_EYE_CLOSING, ME_LIP_CLOSING, FrameGeometry, blink_delta, clamped,
-                                       face_region, fit_amplitude, photometric, view_affine)
-from fdp.synthesis.video_script import (NUISANCES, Blink, HeadDrift, HeadMove, LightChange, MacroExpression,
-                                   MicroExpression, Talk, VideoScript, draw_script, frame_at, item_frames,
-                                   script_from_dict, script_to_dict)
-from fdp.errors import ConfigError, DatasetLayoutError, VideoError
+from fdp.synthesis.synthetic_render import (
+    ME_EYE_CLOSING,
+    ME_LIP_CLOSING,
+    FrameGeometry,
+    blink_delta,
+    clamped,
+    face_region,
+    fit_amplitude,
+    photometric,
+    view_affine,
+)
+from fdp.synthesis.video_script import (
+    NUISANCES,
+    Blink,
+    HeadDrift,
+    HeadMove,
+    LightChange,
+    MacroExpression,
+    MicroExpression,
+    Talk,
+    VideoScript,
+    draw_script,
+    frame_at,
+    item_frames,
+    script_from_dict,
+    script_to_dict,
+)
 
 TRUTH_FORMAT = "fdp-long-video-truth/1"
 INDEX_FORMAT = "fdp-long-video-set/1"

@@ -25,13 +25,13 @@ import numpy as np
 
 from fdp.cli import CommandParser, add_config_options, config_from_args, option, run_main
 from fdp.config import SYNTHETIC_CLASSES, AlignerSettings
-from fdp.synthesis.au_fields import FIELD_SETS, field_provenance, load_field_bank
-from fdp.synthesis.clip_plan import Ranges, plan_clip
 from fdp.datasets.clips import ClipSample
-from fdp.synthesis.face_sources import FaceTrack, load_tracks
-from fdp.synthesis.synthetic_render import FrameGeometry, render_clip
 from fdp.errors import ConfigError, DatasetLayoutError
 from fdp.io import output_folder, write_bytes, write_json
+from fdp.synthesis.au_fields import FIELD_SETS, field_provenance, load_field_bank
+from fdp.synthesis.clip_plan import Ranges, plan_clip
+from fdp.synthesis.face_sources import FaceTrack, load_tracks
+from fdp.synthesis.synthetic_render import FrameGeometry, render_clip
 
 MANIFEST = "manifest.csv"
 CONFIG_FILE = "synthetic_config.json"

@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import numpy as np
 
+from fdp.errors import ConfigError
 from fdp.synthesis.au_definitions import OWN_FIELDS
 from fdp.synthesis.clip_plan import CLASS_RECIPES
-from fdp.errors import ConfigError
 
 NUISANCES: tuple[str, ...] = ("blink", "talk", "head", "light", "macro")
 PRESETS: tuple[str, ...] = ("one_me", "blinks", "talk", "macro", "nothing")
@@ -167,7 +167,7 @@ class MacroExpression:
         return self.start_s + self.rise_s + self.hold_s + self.fall_s
 
 
-Item = Union[MicroExpression, Blink, Talk, HeadMove, HeadDrift, LightChange, MacroExpression]
+Item = MicroExpression | Blink | Talk | HeadMove | HeadDrift | LightChange | MacroExpression
 ITEM_TYPES: dict[str, type] = {"me": MicroExpression, "blink": Blink, "talk": Talk, "nod": HeadMove,
                                "turn": HeadMove, "drift": HeadDrift, "exposure": LightChange,
                                "flicker": LightChange, "step": LightChange, "macro": MacroExpression}

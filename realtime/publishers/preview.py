@@ -301,7 +301,7 @@ class TimelinePlot:
         if left < 0 <= start_s:  # the first 30 s of a run fill the plot from the left
             left, right = 0.0, TIMELINE_S
         faces_before = set(self._lines)
-        for face_id, points in traces.items():
+        for face_id in traces:
             if face_id not in self._lines:
                 color = self.COLORS[face_id % len(self.COLORS)]
                 self._lines[face_id] = (
