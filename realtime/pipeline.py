@@ -307,7 +307,8 @@ def run_live(config: LiveConfig, stop: StopRequest, log=None, source: VideoSourc
     record = prepare_recording(config.record) if config.record else None  # before anything starts
     profile = load_user_profile(config)  # before the engine: a wrong profile is one line, at once
     threads = config.threads if config.threads is not None else LIVE_ENGINE_THREADS
-    engine, reason = load_engine(config.model, config.engine, device=config.device, threads=threads)
+    engine, reason = load_engine(config.model, config.engine, device=config.device, threads=threads,
+                                 precision=config.precision, compile=config.compile)
     model_name = describe_model(engine, config.model)
     choice = resolve_input(config)
     publishers: list[Publisher] = [ConsoleStatus(show_status=not config.quiet)]

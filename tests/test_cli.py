@@ -154,3 +154,14 @@ def test_cli_live_unwritable_record_path_one_line_exit_1_before_anything_starts(
 def test_cli_live_number_out_of_range_one_line_exit_1(args, expected):
     result = run_command("run_live.py", "--camera", "0", *args)
     assert (result.returncode, result.stdout, result.stderr) == (1, "", f"ConfigError: {expected}\n")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("--precision", "int8"), "onnxruntime runs int8 only from a quantized model: run python -m calibration.int8"),
+    (("--compile",), "--compile applies to --engine torch"),
+], ids=lambda value: " ".join(value) if isinstance(value, tuple) else None)
+def test_cli_live_engine_options_reach_the_engine(args, expected, tmp_path):
+    """--precision and --compile are handed to the engine: the bundled FP32 model on ONNX Runtime refuses them."""
+    result = run_command("run_live.py", "--demo", "--headless", "--zmq", "off", "--engine", "onnxruntime", *args)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
