@@ -11,6 +11,8 @@ from fdp.datasets.sampling import window_frame_indices
 from fdp.rank_pooling import rank_pool_reference
 from realtime.spotting import FEATURE_NAMES, SpotterSettings
 from realtime.spotting.detector import IntervalDetector
+from realtime.spotting.measures import FaceMeasure, FlowMeter, compare
+from realtime.spotting.spotter import choose_reference
 from realtime.tracks import FaceTracker, box_iou
 from realtime.window import FaceWindow
 
@@ -150,6 +152,25 @@ def test_detector_whole_face_moving_at_once_is_global_not_micro():
     assert not intervals and [r.cause for r in refusals] == ["global motion"]
 
 
+def test_detector_head_turn_during_an_open_interval_ends_it_at_once():
+    """A turn cuts the open interval at the frame the head has turned (not 0.8 s later), so a micro-expression
+    right after the turn is not swallowed by an interval waiting for a face that will never come back."""
+    turn = [features({name: 0.004 * a for name in FEATURE_NAMES[:10]}, pose_deg=4.0 * a)
+            for a in np.sin(np.linspace(0, np.pi / 2, 6)) ** 2]
+    intervals, refusals, start = run_detector(turn + [features(pose_deg=4.0)] * 30)
+    assert not intervals and refusals[0].cause == "head motion"
+    assert refusals[0].offset_s <= (start + 6) / 30.0
+
+
+def test_detector_many_regions_with_a_clear_peak_are_an_expression_not_global_motion():
+    """A brow raise drags the lids and cheeks along, so every region may pass the threshold; what it moves most
+    still stands out, unlike a turn's rigid residual, which is even across the face."""
+    dragged = {name: 0.003 for name in FEATURE_NAMES[:10]} | {"brow_l": 0.015, "brow_r": 0.015, "eye_l": 0.012,
+                                                             "eye_r": 0.012}
+    intervals, refusals, _ = run_detector([features(dragged)] * 4)
+    assert len(intervals) == 1 and not refusals and set(intervals[0].regions[:2]) == {"brow_l", "brow_r"}
+
+
 def test_detector_profile_noise_sets_the_threshold():
     """The same motion is an interval for a still person and noise for one whose face rests far busier."""
     quiet = RestingNoise.from_samples(FEATURE_NAMES, np.full((20, len(FEATURE_NAMES)), 0.001)
@@ -160,3 +181,30 @@ def test_detector_profile_noise_sets_the_threshold():
         frames = [features()] * 5 + bump(9, 0.01) + [features()] * 10
         found = [detector.push(i / 30, i, v).interval for i, v in enumerate(frames)]
         assert sum(x is not None for x in found) == expected
+
+
+def still_measure(t_s: float, aperture: float, blink_score: float = 0.0) -> FaceMeasure:
+    """One spotting frame of a still face (the same textured crop every time) with the given lid gap."""
+    crop = np.random.default_rng(3).integers(60, 200, (96, 96), dtype=np.uint8)
+    points = np.tile(np.array([[48.0, 48.0]], np.float32), (478, 1)) + np.arange(478)[:, None] % 40
+    return FaceMeasure(t_s=t_s, frame_index=int(round(t_s * 30)), crop=crop, points=points, width_px=60.0,
+                       apertures=np.array([aperture, aperture]), gaze=np.zeros((2, 2)),
+                       blink_scores=np.array([blink_score, blink_score]), jaw_open=0.0, lip_gap=0.01,
+                       rotation=np.eye(3), brightness=120.0)
+
+
+def test_blink_feature_counts_lids_opening_from_a_closed_reference_as_much_as_closing():
+    meter = FlowMeter(96)
+    blink = FEATURE_NAMES.index("blink")
+    closing = compare(still_measure(0.0, 0.3), still_measure(0.1, 0.1, 0.8), meter)[blink]
+    opening = compare(still_measure(0.0, 0.1, 0.8), still_measure(0.1, 0.3), meter)[blink]
+    assert closing >= 0.6 and opening == pytest.approx(closing)
+
+
+def test_reference_is_never_a_frame_caught_mid_blink():
+    recent = [still_measure(i / 30, 0.3) for i in range(20)]
+    recent[10:14] = [still_measure(i / 30, 0.08) for i in range(10, 14)]  # lids shut from frame 10 to 13
+    assert choose_reference(recent[:12], 11 / 30, 0.0).frame_index == 9  # eyes shut: the last open frame
+    assert choose_reference(recent, 19 / 30, 0.2).frame_index == 9  # 0.2 s back lands in the blink: before it
+    assert choose_reference(recent, 19 / 30, 0.1).frame_index == 16  # 0.1 s back the eyes are open again
+    assert choose_reference(recent, 5 / 30, 0.5) is None

@@ -11,11 +11,13 @@ offset are where the motion crosses `edge_share` of its peak on either side.
 
 An interval is refused, with its cause, when it lasts longer than `max_duration_s`, or when the face moves again
 within `confirm_s` of coming back (both: macro, a micro-looking step of a longer movement), when the head turned
-(`pose_deg`) or the light changed (`light`) during it, when the whole face moved at once (global motion: MEs are
-local), or when nothing remains once the regions a nuisance explains are set aside: the lids and brows during a
-blink or a glance, the mouth, lips, chin and cheeks while the jaw or lips move (talking). A nuisance also shakes
-the rest of the face a little (the landmarks it moves steer the alignment), so beside one, a region must also
-move `leak_share` of the nuisance's own motion to count.
+(`pose_deg`) or the light changed (`light`) during it (an open interval ends at that frame, unfinished, so the
+spotter is ready again as soon as the reference has caught up), when the whole face moved at once and evenly
+(global motion: an ME moves its own regions most, whatever it drags along), or when nothing remains once the
+regions a nuisance explains are set aside: the lids and brows during a blink or a glance, the mouth, lips, chin
+and cheeks while the jaw or lips move (talking). A nuisance also shakes the rest of the face a little (the
+landmarks it moves steer the alignment), so beside one, a region must also move `leak_share` of the nuisance's
+own motion to count.
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ class SpotterSettings:
     head_min_deg: float = 1.5  # head rotation during an interval that makes it head motion
     light_min: float = 0.08  # relative brightness change that makes it a light change
     leak_share: float = 0.2  # beside a nuisance, another region counts only past this share of its motion
-    global_share: float = 0.9  # share of regions moving at the apex that makes it global motion
+    global_share: float = 0.9  # share of regions moving at the apex that makes it global motion, when ...
+    global_evenness: float = 0.35  # ... the median region also moves this share of the strongest: an ME drags the
+    # regions beside its action units along less than it moves them; a turn's rigid residual is spread evenly
     baseline_s: float = 20.0  # the running baseline remembers this much idle time
     warmup_s: float = 1.0  # idle time a running baseline needs before the first interval
 
@@ -184,11 +188,25 @@ class IntervalDetector:
         if self._quiet_since is not None and t_s - self._quiet_since >= s.close_s:
             self._candidate, refusal = self._finish()
             return DetectorStep(score, False, None, refusal)
-        if t_s - self._open_s > s.max_duration_s + s.lag_s:
-            refusal = Refusal("macro", self._open_s, t_s)
+        cause = self._abort_cause(t_s, z, values)
+        if cause is not None:
+            refusal = Refusal(cause, self._open_s, t_s)
             self._open_s, self._refractory = None, True
             return DetectorStep(score, False, None, refusal)
         return DetectorStep(score, True)
+
+    def _abort_cause(self, t_s: float, z: np.ndarray, values: np.ndarray) -> str | None:
+        """Why an open interval ends at once, unfinished: it outlasted any micro-expression, or the head turned or
+        the light changed (the face will not come back to the frozen reference, and waiting for it would hide
+        a micro-expression that follows)."""
+        s = self.settings
+        if t_s - self._open_s > s.max_duration_s + s.lag_s:
+            return "macro"
+        for name, minimum, cause in (("pose_deg", s.head_min_deg, "head motion"),
+                                     ("light", s.light_min, "light change")):
+            if values[_INDEX[name]] >= minimum and z[_INDEX[name]] >= s.nuisance_z:
+                return cause
+        return None
 
     def _confirm(self, t_s: float, moving: bool) -> tuple[SpottedInterval | None, Refusal | None]:
         """A closed interval becomes an event once the face has stayed at rest for confirm_s after it; motion
@@ -249,7 +267,9 @@ class IntervalDetector:
         if flagged("light", s.light_min, against_rest=True):
             return None, Refusal("light change", onset_s, offset_s)
         moving = np.stack([self._moving(zz, vv) for zz, vv in zip(z, values)]).any(axis=0)
-        if self._moving(rows[apex][3], rows[apex][4]).mean() >= s.global_share:
+        apex_motion = rows[apex][4][:N_REGIONS]
+        if (self._moving(rows[apex][3], rows[apex][4]).mean() >= s.global_share
+                and np.median(apex_motion) >= s.global_evenness * apex_motion.max()):
             return None, Refusal("global motion", onset_s, offset_s)
         explained: list[str] = []
         masked = np.zeros(N_REGIONS, bool)

@@ -103,12 +103,14 @@ def rotation_deg(a: np.ndarray, b: np.ndarray) -> float:
 
 def compare(reference: FaceMeasure, current: FaceMeasure, meter: FlowMeter) -> np.ndarray:
     """(len(FEATURE_NAMES),) how `current` differs from `reference`: region motion (face widths), then lid
-    closure (share of the reference aperture, or the blink blendshapes' rise, whichever is larger), the largest
+    closure or opening (share of the wider aperture, or the blink blendshapes' change, whichever is larger: lids
+    opening from a closed reference are a blink too), the largest
     iris shift (eye widths: a glance moves the eye regions' flow), the change of jawOpen, of the lip gap (face
     widths), head rotation (degrees) and relative brightness."""
     regions = region_motion(meter.flow(reference.crop, current.crop), reference.points) / reference.width_px
-    closure = (reference.apertures - current.apertures) / np.maximum(reference.apertures, 1e-6)
-    blink = max(float(closure.max()), float((current.blink_scores - reference.blink_scores).max()), 0.0)
+    closure = np.abs(reference.apertures - current.apertures) / np.maximum(
+        np.maximum(reference.apertures, current.apertures), 1e-6)
+    blink = max(float(closure.max()), float(np.abs(current.blink_scores - reference.blink_scores).max()))
     nuisances = np.array([
         blink,
         float(np.linalg.norm(current.gaze - reference.gaze, axis=1).max()),

@@ -5,13 +5,16 @@ accumulates); the moment an interval opens, the reference freezes at the one the
 with, the face as it was before the motion, and stays frozen until the interval closes, so that "back to rest"
 means back to that face. After a closed interval the reference stays frozen for another `lag_s`, so the
 lagged reference never lands inside the expression just seen (which would read its return to rest as a new
-motion); after a refused macro-expression it is released at once (the face now rests in a new state). Spotting
-never reads the classifier: every model runs live with it.
+motion); after a refused macro-expression it is released at once (the face now rests in a new state). A frame
+caught mid-blink is never taken as the reference: against closed lids the open eyes that follow would read as a
+long motion of the eye regions that never returns to rest. Spotting never reads the classifier: every model runs
+live with it.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +24,11 @@ from fdp.align import FaceLandmarks
 from realtime.spotting.detector import DetectorStep, IntervalDetector, SpottedInterval, SpotterSettings
 from realtime.spotting.measures import FaceMeasure, FlowMeter, compare, measure_face, spotting_settings
 
-SPOTTER_VERSION = "fdp-spot/1"
+SPOTTER_VERSION = "fdp-spot/2"
 """Bumped whenever the features or their units change: a neutral profile is only valid for its version."""
+REFERENCE_CHOICE_S = 0.5  # how much older than lag_s a reference may be, to find one with open eyes (a blink
+# lasts 0.1-0.4 s)
+OPEN_EYES_SHARE = 0.93  # lids at least this share of their recent open gap: eyes open (rest jitters 1-3 %)
 SPOTTER_NAME = f"{SPOTTER_VERSION} (regional optical flow, nuisance-aware rules)"
 
 
@@ -32,6 +38,19 @@ class SpotStep:
 
     step: DetectorStep
     features: np.ndarray | None  # (len(FEATURE_NAMES),) against the reference; None until one is held
+
+
+def choose_reference(recent: Sequence[FaceMeasure], t_s: float, lag_s: float) -> FaceMeasure | None:
+    """The newest of `recent` at least lag_s old with both eyes open (lids at OPEN_EYES_SHARE of their recent open
+    gap or more); the newest at least lag_s old if each of those is mid-blink; None if none is that old."""
+    old = [m for m in recent if m.t_s <= t_s - lag_s + 1e-6]
+    if not old:
+        return None
+    open_level = np.quantile(np.stack([m.apertures for m in recent]), 0.9, axis=0)
+    for measure in reversed(old):
+        if (measure.apertures >= OPEN_EYES_SHARE * open_level).all():
+            return measure
+    return old[-1]
 
 
 class FaceSpotter:
@@ -52,13 +71,7 @@ class FaceSpotter:
         return self.detector.noise is None
 
     def reference(self, t_s: float) -> FaceMeasure | None:
-        """The newest held frame at least lag_s old; None until the face has been seen that long."""
-        chosen = None
-        for measure in self._recent:
-            if measure.t_s > t_s - self.settings.lag_s + 1e-6:
-                break
-            chosen = measure
-        return chosen
+        return choose_reference(self._recent, t_s, self.settings.lag_s)
 
     def features(self, frame_bgr: np.ndarray, face: FaceLandmarks, t_s: float,
                  frame_index: int) -> tuple[np.ndarray | None, FaceMeasure | None]:
@@ -66,7 +79,7 @@ class FaceSpotter:
         calibration reads these alone, with the reference always lagged, as at rest."""
         current = measure_face(frame_bgr, face, t_s, frame_index, self.crop_settings)
         self._recent.append(current)
-        while len(self._recent) > 2 and self._recent[1].t_s <= t_s - self.settings.lag_s:
+        while len(self._recent) > 2 and self._recent[1].t_s <= t_s - self.settings.lag_s - REFERENCE_CHOICE_S:
             self._recent.popleft()
         if self._frozen is not None and not self.detector.is_open and t_s >= self._release_s:
             self._frozen = None
