@@ -41,10 +41,10 @@ def main() -> None:
             indices = np.sort(rng.choice(capacity, steps, replace=False))
             window = ring[indices]
             timings = interleaved({
-                "numpy": lambda: numpy_pool(window),
-                "numba": lambda: rank_pool(window),
-                "copy": lambda: rank_pool(ring[indices]),
-                "gather": lambda: rank_pool_gather(ring, indices),
+                "numpy": lambda window=window: numpy_pool(window),
+                "numba": lambda window=window: rank_pool(window),
+                "copy": lambda ring=ring, indices=indices: rank_pool(ring[indices]),
+                "gather": lambda ring=ring, indices=indices: rank_pool_gather(ring, indices),
             }, rounds=args.rounds)
             n, b, c, g = (timings[k].median_ms for k in ("numpy", "numba", "copy", "gather"))
             print(f"{label:>24} {steps:>3} | {n:9.4f} {b:9.4f} {n / b:11.2f} | {c:9.4f} {g:9.4f} {c / g:11.2f}")

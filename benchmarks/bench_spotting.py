@@ -71,7 +71,10 @@ class Tally:
         recall = self.hits / self.truths if self.truths else None
         f1 = (2 * precision * recall / (precision + recall) if precision and recall else
               (0.0 if precision is not None and recall is not None else None))
-        mean = (lambda v: round(float(np.mean(v)), 1) if v else None)
+
+        def mean(values: list[float]) -> float | None:
+            return round(float(np.mean(values)), 1) if values else None
+
         return {"truths": self.truths, "spotted": self.spotted, "hits": self.hits,
                 "precision": precision, "recall": recall, "f1": f1, "onset_err_ms": mean(self.onset_err_ms),
                 "offset_err_ms": mean(self.offset_err_ms),
@@ -236,7 +239,10 @@ def markdown(results: dict[str, dict[str, dict[str, dict[str, object]]]]) -> str
     rows = ["| split | method | group | MEs | spotted | hits | precision | recall | F1 | onset / offset error ms "
             "| class acc. on hits | none<0.5 on hits | controls: events/min (causes) | macro videos: micro events |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    fmt = (lambda v, d=2: "–" if v is None else f"{v:.{d}f}")
+
+    def fmt(value: float | None, digits: int = 2) -> str:
+        return "–" if value is None else f"{value:.{digits}f}"
+
     for split, methods in results.items():
         for method, groups in methods.items():
             for group, s in groups.items():

@@ -22,7 +22,7 @@ class Timing:
 def interleaved(cases: dict[str, Callable[[], object]], rounds: int = 30, block: int = 4) -> dict[str, Timing]:
     """Time each case `rounds` x (`block` - 1) times, interleaving the cases so bursts of load hit them all."""
     samples: dict[str, list[float]] = {name: [] for name in cases}
-    for name, case in cases.items():  # warm-up: JIT, caches, thread pools
+    for case in cases.values():  # warm-up: JIT, caches, thread pools
         for _ in range(3):
             case()
     for _ in range(rounds):

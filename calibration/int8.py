@@ -252,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{chosen.drift.max_logit_diff:.4f}, {chosen.speedup:.2f}x FP32 per frame; wrote {out} (run it with "
           f"python run_live.py --model {out})")
     if chosen.speedup < 1.0:
-        print(f"note: on this CPU the INT8 encoder is slower than FP32 ({chosen.speedup:.2f}x); the FP32 model stays the "
-              "faster choice here (INT8 gains need larger convolutions and matmuls, or a GPU through TensorRT)")
+        print(f"note: on this CPU the INT8 encoder is slower than FP32 ({chosen.speedup:.2f}x); the FP32 model stays "
+              "the faster choice here (INT8 gains need larger convolutions and matmuls, or a GPU through TensorRT)")
     return 0
 
 

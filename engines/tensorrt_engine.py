@@ -21,8 +21,7 @@ import numpy as np
 
 from engines.base import EncoderOutput, HeadOutput, ModelFiles, softmax
 from engines.onnxruntime_engine import is_quantized, read_graph_metadata
-from engines.tensorrt_cache import (DEFAULT_PRECISION, BuildApi, EngineKey, Profile, default_cache_dir,
-                                    file_sha256)
+from engines.tensorrt_cache import DEFAULT_PRECISION, BuildApi, EngineKey, Profile, default_cache_dir, file_sha256
 from fdp.errors import ConfigError, EngineError, ModelFileError, first_line
 
 WORKSPACE_BYTES = 1 << 30

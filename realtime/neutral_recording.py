@@ -22,8 +22,8 @@ from fdp.errors import CameraError
 from realtime.annotate import annotate
 from realtime.capture import ReconnectPolicy, VideoSource
 from realtime.frames import AnnotatedFrame, Frame, StatusReport
-from realtime.publishers.base import PublisherFanout
 from realtime.live_config import LiveConfig, resolve_input
+from realtime.publishers.base import PublisherFanout
 from realtime.spotting import FEATURE_NAMES, SPOTTER_NAME, SPOTTER_VERSION, FaceSpotter, SpotterSettings
 
 PROMPT = "Calibrating: look at the camera, relax your face and blink normally"

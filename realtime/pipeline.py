@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calibration.neutral import NeutralProfile
 from engines.base import Engine, crops_to_input
 from engines.factory import load_engine
 from fdp.align import AlignedFace, FaceAligner
@@ -34,18 +35,24 @@ from fdp.errors import ConfigError
 from fdp.io import write_bytes
 from fdp.rank_pooling import warm_up
 from realtime.annotate import annotate
-from realtime.capture import VideoSource
+from realtime.capture import ReconnectPolicy, VideoSource
 from realtime.console import ConsoleStatus
-from realtime.capture import ReconnectPolicy
-from realtime.frames import (AlignedFrame, AnnotatedFrame, EndCause, EndOfStream, Frame, MEEvent, Prediction,
-                             StatusReport)
+from realtime.frames import (
+    AlignedFrame,
+    AnnotatedFrame,
+    EndCause,
+    EndOfStream,
+    Frame,
+    MEEvent,
+    Prediction,
+    StatusReport,
+)
 from realtime.latency import LatencyMonitor
 from realtime.live_config import LiveConfig, resolve_input
 from realtime.neutral_recording import load_user_profile
 from realtime.publishers.base import Publisher, PublisherFanout
 from realtime.publishers.recorder import JsonlRecorder, prepare_recording
 from realtime.publishers.zmq import ZmqPublisher
-from calibration.neutral import NeutralProfile
 from realtime.spotting import SPOTTER_NAME, FaceSpotter, SpottedInterval, SpotterSettings
 from realtime.stages import AlignStage, HandOver
 from realtime.tracks import FaceTracker, Track

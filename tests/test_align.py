@@ -13,8 +13,15 @@ import numpy as np
 import pytest
 import skimage.data
 
-from fdp.align import (ENV_LANDMARKER, EYE_CORNERS, FaceAligner, align_crop, resolve_landmarker, template_points,
-                       transform_points)
+from fdp.align import (
+    ENV_LANDMARKER,
+    EYE_CORNERS,
+    FaceAligner,
+    align_crop,
+    resolve_landmarker,
+    template_points,
+    transform_points,
+)
 from fdp.assets import ENV_ASSETS_DIR, asset_path, sha256_of
 from fdp.config import AlignerSettings
 from fdp.errors import ConfigError, ModelFileError

@@ -88,7 +88,8 @@ def test_engine_auto_on_this_machine_says_why_in_its_start_line(model_folder):
     _, reason = load_engine(model_folder[0])
     assert reason == choose_engine_kind("auto", probe)[1] and reason.startswith("auto: ")
     if not probe.tensorrt:
-        assert reason == "auto: no TensorRT (pip install 'fdp-live[gpu]' on an NVIDIA machine), so ONNX Runtime on the CPU"
+        assert reason == ("auto: no TensorRT (pip install 'fdp-live[gpu]' on an NVIDIA machine), "
+                          "so ONNX Runtime on the CPU")
 
 
 @pytest.mark.parametrize("probe, kind, why", [
@@ -219,4 +220,5 @@ def test_torch_engine_half_precision_on_cpu_names_a_flag_that_exists(model_folde
 
     with pytest.raises(ConfigError) as error:
         TorchEngine(ModelFiles.locate(model_folder[0]), device="cpu", precision="fp16")
-    assert str(error.value) == "torch engine: fp16 runs on CUDA only; run fp32 on the CPU, or pick a GPU with --device cuda"
+    assert str(error.value) == ("torch engine: fp16 runs on CUDA only; run fp32 on the CPU, "
+                                "or pick a GPU with --device cuda")

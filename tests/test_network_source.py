@@ -7,9 +7,9 @@ comes back."""
 from __future__ import annotations
 
 import pytest
+from live_process import LiveRun, MjpegCamera, Subscriber, face_jpegs, free_endpoint, log_records, wait_until
 
 from fdp.assets import asset_path
-from live_process import LiveRun, MjpegCamera, Subscriber, face_jpegs, free_endpoint, log_records, wait_until
 from realtime import schema
 from realtime.capture import CaptureState, ReconnectPolicy, SourceKind, VideoSource, classify_source
 

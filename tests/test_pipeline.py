@@ -180,7 +180,8 @@ def test_cli_signal_mid_run_log_complete_and_ends_with_end(signum, returncode, r
     log = tmp_path / "stopped.jsonl"
     process = subprocess.Popen(
         [sys.executable, "run_live.py", "--demo", "--model", str(tiny_model), "--zmq", free_endpoint(),
-         "--record", str(log), "--headless", "--quiet"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "--record", str(log), "--headless", "--quiet"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 30):

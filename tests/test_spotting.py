@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from builders import build_casme2
+
 from calibration.neutral import profile_path
 from fdp.assets import missing_assets
+from fdp.export import main as export_main
 from fdp.synthesis.long_videos import load_truth, render_video
 from fdp.synthesis.video_script import Blink, MicroExpression, VideoScript, preset_script
-from fdp.export import main as export_main
 from fdp.train import main as train_main
 from realtime.live_config import LiveConfig
 from realtime.neutral_recording import record_profile
