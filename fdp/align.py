@@ -31,11 +31,10 @@ import cv2
 import numpy as np
 
 from fdp.assets import ASSETS, FETCH_HINT, asset_path, sha256_of
-from fdp.config import AlignerSettings
+from fdp.config import ALIGNER_VERSION, AlignerSettings
 from fdp.errors import ConfigError, ModelFileError, first_line
 from fdp.native_logs import quiet_native_logs
 
-ALIGNER_VERSION = "fdp-align/1"  # must equal AlignerSettings.version: a model only sees crops of its own aligner
 ENV_LANDMARKER = "FDP_LANDMARKER"
 LANDMARKER_ASSET = "face_landmarker.task"
 _BUNDLE_MEMBERS = {"face_detector.tflite", "face_landmarks_detector.tflite", "face_blendshapes.tflite"}

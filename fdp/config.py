@@ -17,6 +17,10 @@ SYNTHETIC_CLASSES: tuple[str, ...] = ("none", "negative", "positive", "surprise"
 CHECKPOINT_FORMAT = "fdp-live/checkpoint/1"  # safetensors metadata 'format' of an FDP checkpoint
 ONNX_FORMAT = "fdp-live/onnx/1"  # ONNX metadata 'format' of an exported FDP graph
 
+ALIGNER_VERSION = "fdp-align/1"
+"""The aligner this code implements; bumped whenever the crop geometry or pixel pipeline changes. A model records
+the version it was trained with (`AlignerSettings.version`) and only runs on crops of that aligner."""
+
 
 @dataclass(frozen=True)
 class AlignerSettings:
@@ -25,7 +29,7 @@ class AlignerSettings:
     crop_size: int = 64  # side of the square aligned crop, pixels
     gray: bool = True  # one gray channel (the paper's input) or three (RGB)
     eye_distance: float = 0.4  # distance between the eye centres as a fraction of the crop side
-    version: str = "fdp-align/1"  # bumped whenever the crop geometry or pixel pipeline changes
+    version: str = ALIGNER_VERSION  # the aligner the crops come from: a model's stays what it was trained with
 
     def __post_init__(self) -> None:
         if self.crop_size < 16:

@@ -93,8 +93,8 @@ class LiveConfig:
         if self.precision is not None and self.precision not in PRECISION_CHOICES:
             raise ConfigError(f"--precision {self.precision}: choose one of {', '.join(PRECISION_CHOICES)}")
         if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
-            raise ConfigError(f"--threads {self.threads}: use 1 to {MAX_THREADS} ONNX Runtime threads (default: one "
-                              "per core, up to 4)")
+            raise ConfigError(f"--threads {self.threads}: use 1 to {MAX_THREADS} ONNX Runtime threads (default 1: "
+                              "the live loop's stages already keep the cores busy)")
         for flag, value in (("--width", self.width), ("--height", self.height)):
             if value is not None and not MIN_SIDE_PX <= value <= MAX_SIDE_PX:
                 raise ConfigError(f"{flag} {value}: use {MIN_SIDE_PX} to {MAX_SIDE_PX} pixels")

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from calibration.neutral import NeutralProfile, load_profile, new_profile, profile_path
-from fdp.align import ALIGNER_VERSION, FaceAligner
-from fdp.config import AlignerSettings
+from fdp.align import FaceAligner
+from fdp.config import ALIGNER_VERSION, AlignerSettings
 from fdp.errors import CameraError
 from realtime.annotate import annotate
 from realtime.capture import ReconnectPolicy, VideoSource

@@ -139,8 +139,10 @@ def test_cli_live_unwritable_record_path_one_line_exit_1_before_anything_starts(
 
 
 @pytest.mark.parametrize("args, expected", [
-    (("--threads", "-3"), "--threads -3: use 1 to 256 ONNX Runtime threads (default: one per core, up to 4)"),
-    (("--threads", "0"), "--threads 0: use 1 to 256 ONNX Runtime threads (default: one per core, up to 4)"),
+    (("--threads", "-3"), "--threads -3: use 1 to 256 ONNX Runtime threads (default 1: the live loop's stages "
+                          "already keep the cores busy)"),
+    (("--threads", "0"), "--threads 0: use 1 to 256 ONNX Runtime threads (default 1: the live loop's stages "
+                          "already keep the cores busy)"),
     (("--width", "0"), "--width 0: use 16 to 8192 pixels"),
     (("--height", "100000"), "--height 100000: use 16 to 8192 pixels"),
     (("--fps", "-30"), "--fps -30.0: use more than 0 and at most 1000 frames a second"),

@@ -137,3 +137,11 @@ def test_layout_ruff_passes_on_the_whole_tree():
     done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise", "."],
                           capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_layout_the_aligner_version_is_written_once():
+    """One definition (`fdp.config.ALIGNER_VERSION`, the default of `AlignerSettings.version`): two copies could
+    drift apart and let a model run on crops of another aligner."""
+    written = [f"{path.relative_to(REPO)}" for folder in ("fdp", "realtime", "engines", "calibration")
+               for path in sorted((REPO / folder).rglob("*.py")) if '"fdp-align/' in path.read_text(encoding="utf-8")]
+    assert written == ["fdp/config.py"]

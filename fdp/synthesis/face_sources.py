@@ -119,8 +119,9 @@ def _digest(*parts: bytes) -> str:
 
 def _landmarker_digest() -> bytes:
     """Landmarks change with the landmarker file and with the aligner's pixel conventions."""
-    from fdp.align import ALIGNER_VERSION, resolve_landmarker
+    from fdp.align import resolve_landmarker
     from fdp.assets import sha256_of
+    from fdp.config import ALIGNER_VERSION
 
     return (sha256_of(resolve_landmarker()) + ALIGNER_VERSION).encode()
 
