@@ -26,7 +26,7 @@ import numpy as np
 from engines.base import ENCODER_FILE, HEAD_FILE, ModelFiles, crops_to_input
 from engines.onnxruntime_engine import OnnxRuntimeEngine
 from engines.ort_quantization import QUANT_CHOICES, QuantChoice, choice_named, quantize_graph
-from fdp.cli import CommandParser, run_main
+from fdp.cli import CommandParser, run_command, run_main
 from fdp.config import ModelConfig
 from fdp.errors import ConfigError, EngineError, VideoError
 from fdp.io import output_folder, write_json
@@ -181,7 +181,7 @@ def calibrate(files: ModelFiles, out: Path, calibration: FaceCrops, heldout: Fac
     """Quantize with every choice, measure each, and write the fastest that agrees enough into `out`."""
     reference = OnnxRuntimeEngine(files, threads=threads)
     candidates, engines = [], {"fp32": reference}
-    with tempfile.TemporaryDirectory(prefix="fdp-int8-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="fdp-quantize-") as scratch:
         for choice in choices:
             folder = Path(scratch) / choice.name
             folder.mkdir()
@@ -256,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
               "the faster choice here (INT8 gains need larger convolutions and matmuls, or a GPU through TensorRT)")
     return 0
 
+
+
+def command() -> int:
+    """`fdp-quantize`, the installed name of `python -m calibration.int8`."""
+    return run_command(main, "fdp-quantize")
 
 if __name__ == "__main__":
     raise SystemExit(run_main(main))

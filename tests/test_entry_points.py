@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(120)
 
 EXPECTED = {"fdp-live", "fdp-calibrate", "fdp-train", "fdp-evaluate", "fdp-export", "fdp-preprocess",
             "fdp-synthesize", "fdp-heldout", "fdp-long-videos", "fdp-assets", "fdp-subscribe", "fdp-json-schema",
-            "fdp-timeline"}
+            "fdp-timeline", "fdp-quantize"}
 
 
 def run(*argv: str) -> subprocess.CompletedProcess:
@@ -53,8 +53,8 @@ def test_entry_point_usage_error_one_line_exit_2_names_the_command(argv, expecte
 def test_entry_point_live_range_error_one_line_exit_1():
     result = run(str(BIN / "fdp-live"), "--camera", "0", "--threads", "-3")
     assert (result.returncode, result.stdout) == (1, "")
-    assert result.stderr == ("ConfigError: --threads -3: use 1 to 256 ONNX Runtime threads (default: one per core, "
-                             "up to 4)\n")
+    assert result.stderr == ("ConfigError: --threads -3: use 1 to 256 ONNX Runtime threads (default 1: the live "
+                             "loop's stages already keep the cores busy)\n")
 
 
 def test_entry_point_json_schema_prints_the_schema():
