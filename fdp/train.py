@@ -69,8 +69,8 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Everything `python -m fdp.train` does; returns the pooled summary of the finished folds."""
     from rich.console import Console
 
-    from fdp.evaluate import aggregate_run
     from fdp.fold_runner import FoldData, run_fold
+    from fdp.reporting import aggregate_run
 
     console = Console(highlight=False, soft_wrap=True)
     check_resume(config)

@@ -145,3 +145,12 @@ def test_layout_the_aligner_version_is_written_once():
     written = [f"{path.relative_to(REPO)}" for folder in ("fdp", "realtime", "engines", "calibration")
                for path in sorted((REPO / folder).rglob("*.py")) if '"fdp-align/' in path.read_text(encoding="utf-8")]
     assert written == ["fdp/config.py"]
+
+
+def test_layout_reports_live_apart_from_the_evaluate_command():
+    """Training pools its run through `fdp.reporting`; only the commands import `fdp.evaluate`."""
+    graph = import_graph("fdp")
+    assert "fdp.evaluate" not in graph["fdp.train"] and "fdp.reporting" in graph["fdp.train"]
+    assert not graph["fdp.reporting"] & {"fdp.evaluate", "fdp.train", "fdp.fold_runner", "fdp.cli"}
+    importers = {module for module, targets in graph.items() if "fdp.evaluate" in targets}
+    assert importers == {"fdp.commands"}
