@@ -20,32 +20,17 @@ os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 import torch  # noqa: E402
 
+from benchmarks.model_folders import model_folder  # noqa: E402
 from benchmarks.timing import interleaved, machine_line  # noqa: E402
 from calibration.int8 import FaceCrops, cpu_int8_flags, measure_drift, quantize_folder, read_face_crops  # noqa: E402
-from engines.base import BUNDLED_MODEL, ModelFiles, crops_to_input  # noqa: E402
+from engines.base import ModelFiles, crops_to_input  # noqa: E402
 from engines.onnxruntime_engine import OnnxRuntimeEngine  # noqa: E402
 from engines.ort_quantization import QUANT_CHOICES  # noqa: E402
 from engines.torch_engine import TorchEngine  # noqa: E402
 from fdp.assets import asset_path  # noqa: E402
-from fdp.checkpoint import save_checkpoint  # noqa: E402
 from fdp.config import preset  # noqa: E402
-from fdp.export import export_onnx  # noqa: E402
-from fdp.model import FDP  # noqa: E402
 
 TARGET_SPEEDUP, TARGET_AGREEMENT = 1.3, 0.98
-
-
-def model_folder(name: str, scratch: Path) -> Path:
-    """The bundled model for `live`; a random-weight export for any other preset."""
-    if name == "live":
-        return BUNDLED_MODEL
-    torch.manual_seed(0)
-    model = FDP(preset(name)).eval()
-    folder = scratch / name
-    folder.mkdir()
-    save_checkpoint(model, folder / "model.safetensors", {"training_data": "random weights (benchmark)"})
-    export_onnx(model, folder, training_data="random weights (benchmark)")
-    return folder
 
 
 def bench(name: str, calibration: FaceCrops, heldout: FaceCrops, rounds: int, scratch: Path) -> None:

@@ -21,28 +21,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engines.base import BUNDLED_MODEL, ModelFiles
+from benchmarks.model_folders import model_folder
+from engines.base import ModelFiles
 from engines.onnxruntime_engine import OnnxRuntimeEngine
 from engines.torch_engine import EncoderGraphs, TorchEngine
-from fdp.checkpoint import load_checkpoint, save_checkpoint
-from fdp.config import preset
-from fdp.export import export_onnx
+from fdp.checkpoint import load_checkpoint
 from fdp.model import FDP
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 MODES = ("eager", "cuda-graphs", "compile")
-
-
-def model_folder(name: str, scratch: Path) -> Path:
-    if name == "live":
-        return BUNDLED_MODEL
-    torch.manual_seed(0)
-    model = FDP(preset(name)).eval()
-    folder = scratch / name
-    folder.mkdir()
-    save_checkpoint(model, folder / "model.safetensors", {"training_data": "random weights (benchmark)"})
-    export_onnx(model, folder, training_data="random weights (benchmark)")
-    return folder
 
 
 def encoder_call(model: FDP, precision: str, mode: str):
