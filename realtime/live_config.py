@@ -66,6 +66,10 @@ class LiveConfig:
         "record SECONDS of your neutral face (look at the camera, relax, blink normally) into the --user "
         "profile, then exit", metavar="SECONDS"))
     zmq: str = field(default=DEFAULT_ENDPOINT, metadata=option("ZeroMQ PUB endpoint, or 'off'"))
+    source_name: str | None = field(default=None, metadata=option(
+        "the name every message carries in its `source` field (default: the input, e.g. 'camera 0' or the file "
+        "name); give each camera its own when several recognizers publish behind one realtime.proxy",
+        metavar="NAME"))
     zmq_frames: bool = field(default=False, metadata=option("also publish annotated frames on fdp/frame"))
     frames_per_s: float = field(default=5.0, metadata=option("rate of annotated frames"))
     record: str | None = field(default=None, metadata=option("write every message to this JSONL file"))
@@ -90,6 +94,8 @@ class LiveConfig:
             raise ConfigError("--loop replays a --video file; --demo loops by itself with the preview page on")
         if self.engine not in ENGINE_CHOICES:
             raise ConfigError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINE_CHOICES)}")
+        if self.source_name is not None and not self.source_name.strip():
+            raise ConfigError("--source-name: give a non-empty name, e.g. --source-name door-camera")
         if self.precision is not None and self.precision not in PRECISION_CHOICES:
             raise ConfigError(f"--precision {self.precision}: choose one of {', '.join(PRECISION_CHOICES)}")
         if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:

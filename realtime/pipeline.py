@@ -345,7 +345,7 @@ def run_live(config: LiveConfig, stop: StopRequest, log=None, source: VideoSourc
             outputs.append(f"recording {record}")
         aligner = FaceAligner(engine.config.aligner, config.landmarker, running_mode="video",
                               max_faces=config.max_faces)
-        fanout = PublisherFanout(publishers, source=source.name)
+        fanout = PublisherFanout(publishers, source=config.source_name or source.name)
         how = ", ".join(word for word, given in (("paced", choice.paced), ("looped until Ctrl-C", choice.looped))
                         if given)
         (log or print_line)(

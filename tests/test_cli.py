@@ -152,6 +152,7 @@ def test_cli_live_unwritable_record_path_one_line_exit_1_before_anything_starts(
     (("--max-frames", "0"), "--max-frames 0: use 1 or more"),
     (("--window-s", "9"), "--window-s 9.0: use 0.05 to 5 seconds (0.5 s spans the longest ME)"),
     (("--reconnect-s", "-1"), "--reconnect-s -1.0: use 0 (end at the first loss) to 3600 seconds"),
+    (("--source-name", " "), "--source-name: give a non-empty name, e.g. --source-name door-camera"),
 ], ids=lambda value: " ".join(value) if isinstance(value, tuple) else None)
 def test_cli_live_number_out_of_range_one_line_exit_1(args, expected):
     result = run_command("run_live.py", "--camera", "0", *args)

@@ -1,0 +1,83 @@
+"""Many recognizers behind one endpoint: `python -m realtime.proxy --frontend ENDPOINTS --backend ENDPOINT`.
+
+ZeroMQ's own forwarder (`zmq.proxy` between an XSUB socket connected to every recognizer's PUB endpoint and an
+XPUB socket bound for subscribers): subscribers connect once, their subscriptions travel upstream to every
+recognizer, and each message arrives unchanged, so its `source` field (`run_live.py --source-name NAME`) says
+which camera it came from. Recognizers may start before or after the proxy (ZeroMQ reconnects); as with any PUB,
+a subscriber sees only what is published after its subscription has reached the recognizer. Loopback by default.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import zmq
+
+from fdp.cli import CommandParser, run_command, run_main
+from fdp.errors import ConfigError
+
+DEFAULT_BACKEND = "tcp://127.0.0.1:5560"
+
+
+def build_parser() -> CommandParser:
+    parser = CommandParser(prog="python -m realtime.proxy", description=__doc__.splitlines()[0])
+    parser.add_argument("--frontend", nargs="+", required=True, metavar="ENDPOINT",
+                        help="the recognizers' --zmq endpoints, e.g. tcp://127.0.0.1:5555 tcp://127.0.0.1:5556")
+    parser.add_argument("--backend", default=DEFAULT_BACKEND, metavar="ENDPOINT",
+                        help="where subscribers connect (default: %(default)s; tcp://*:PORT for every interface)")
+    return parser
+
+
+def open_sockets(context: zmq.Context, frontends: list[str], backend: str) -> tuple[zmq.Socket, zmq.Socket]:
+    """(XSUB connected to every frontend, XPUB bound to the backend); a bad endpoint is one ConfigError line."""
+    upstream, downstream = context.socket(zmq.XSUB), context.socket(zmq.XPUB)
+    for socket in (upstream, downstream):
+        socket.setsockopt(zmq.LINGER, 0)
+    try:
+        for endpoint in frontends:
+            try:
+                upstream.connect(endpoint)
+            except zmq.ZMQError as error:
+                raise ConfigError(f"--frontend {endpoint}: cannot connect ({zmq.strerror(error.errno or 0)}); give "
+                                  "each recognizer's --zmq endpoint as tcp://HOST:PORT") from None
+        try:
+            downstream.bind(backend)
+        except zmq.ZMQError as error:
+            raise ConfigError(f"--backend {backend}: cannot bind ({zmq.strerror(error.errno or 0)}); pick another "
+                              "endpoint, e.g. tcp://127.0.0.1:5561, or stop the program that holds it") from None
+    except ConfigError:
+        upstream.close()
+        downstream.close()
+        raise
+    return upstream, downstream
+
+
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM: a clean stop (exit 0), closing the sockets on the way out."""
+    raise SystemExit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Forward until Ctrl-C (exit 130) or SIGTERM (exit 0)."""
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop)
+    context = zmq.Context()
+    upstream, downstream = open_sockets(context, args.frontend, args.backend)
+    print(f"proxy: {', '.join(args.frontend)} -> {downstream.getsockopt_string(zmq.LAST_ENDPOINT)}", flush=True)
+    try:
+        zmq.proxy(upstream, downstream)
+    finally:
+        upstream.close()
+        downstream.close()
+        context.term()
+    return 0
+
+
+def command() -> int:
+    """`fdp-proxy`, the installed name of `python -m realtime.proxy`."""
+    return run_command(main, "fdp-proxy")
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))

@@ -1,0 +1,92 @@
+"""Many cameras behind one endpoint: two real recognizers (run_live.py subprocesses on two videos, each with its
+own --source-name and PUB endpoint) behind `python -m realtime.proxy`, and one real SUB connected to the proxy
+alone that receives both streams: status, predictions and each one's fdp/end, every message in order."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import pytest
+import zmq
+from live_process import LiveRun, free_endpoint
+
+from fdp.assets import asset_path
+from realtime import schema
+
+pytestmark = pytest.mark.timeout(300)
+FRAMES = 30
+
+
+def mirrored_copy(video: Path, out: Path, frames: int) -> Path:
+    """A second real-face video: the first `frames` frames of `video`, mirrored, as MJPG."""
+    capture = cv2.VideoCapture(str(video))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    writer = None
+    for _ in range(frames):
+        ok, frame = capture.read()
+        assert ok, f"{video}: fewer than {frames} frames"
+        if writer is None:
+            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, frame.shape[1::-1])
+        writer.write(cv2.flip(frame, 1))
+    capture.release()
+    writer.release()
+    return out
+
+
+def test_two_recognizers_behind_one_proxy_reach_one_subscriber_in_full(tmp_path):
+    videos = {"cam-a": asset_path("WolfgangLanger_Pexels.mp4"),
+              "cam-b": mirrored_copy(asset_path("WolfgangLanger_Pexels.mp4"), tmp_path / "b.avi", FRAMES)}
+    endpoints = {name: free_endpoint() for name in videos}
+    backend = free_endpoint()
+    proxy = LiveRun("--frontend", *endpoints.values(), "--backend", backend,
+                    command=[sys.executable, "-m", "realtime.proxy"])
+    subscriber = zmq.Context.instance().socket(zmq.SUB)
+    subscriber.setsockopt(zmq.SUBSCRIBE, schema.TOPIC_PREFIX.encode())
+    subscriber.setsockopt(zmq.RCVTIMEO, 200)
+    subscriber.connect(backend)
+    runs = []
+    try:
+        runs = [LiveRun("--video", str(video), "--max-frames", str(FRAMES), "--headless", "--quiet", "--zmq",
+                        endpoints[name], "--source-name", name) for name, video in videos.items()]
+        received: dict[str, list[schema.Message]] = defaultdict(list)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not all(
+                received[name] and received[name][-1].topic == schema.TOPIC_END for name in videos):
+            try:
+                message = schema.decode(subscriber.recv_multipart())
+            except zmq.Again:
+                continue
+            received[message.payload["source"]].append(message)
+        for run in runs:
+            assert run.finish() == 0, run.stderr
+    finally:
+        subscriber.close(linger=0)
+        for run in runs:
+            run.kill()
+        if proxy.process.poll() is None:
+            proxy.signal(signal.SIGTERM)
+    assert proxy.finish(30) == 0, proxy.stderr
+    assert set(received) == set(videos)
+    for name, messages in received.items():
+        topics = [m.topic for m in messages]
+        assert topics[-1] == schema.TOPIC_END and messages[-1].payload["frames"] == FRAMES, (name, topics[-5:])
+        assert schema.TOPIC_STATUS in topics and schema.TOPIC_PREDICTION in topics, (name, set(topics))
+        seqs = [m.payload["seq"] for m in messages]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"{name}: messages lost or reordered"
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("--frontend", "bogus"), "ConfigError: --frontend bogus: cannot connect"),
+    (("--frontend", "tcp://127.0.0.1:5555", "--backend", "tcp://10.255.255.1:5"), "ConfigError: --backend "),
+])
+def test_proxy_bad_endpoint_is_one_line_exit_1(args, expected):
+    result = subprocess.run([sys.executable, "-m", "realtime.proxy", *args], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1 and result.stdout == "" and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(expected), result.stderr
