@@ -77,7 +77,11 @@ class FaceSpotter:
                  frame_index: int) -> tuple[np.ndarray | None, FaceMeasure | None]:
         """(features against the current reference, that reference); (None, None) until one is held. A neutral
         calibration reads these alone, with the reference always lagged, as at rest."""
-        current = measure_face(frame_bgr, face, t_s, frame_index, self.crop_settings)
+        return self.measured_features(measure_face(frame_bgr, face, t_s, frame_index, self.crop_settings))
+
+    def measured_features(self, current: FaceMeasure) -> tuple[np.ndarray | None, FaceMeasure | None]:
+        """`features` of a frame already measured (a benchmark replays stored measures through this)."""
+        t_s = current.t_s
         self._recent.append(current)
         while len(self._recent) > 2 and self._recent[1].t_s <= t_s - self.settings.lag_s - REFERENCE_CHOICE_S:
             self._recent.popleft()
@@ -89,7 +93,12 @@ class FaceSpotter:
         return compare(reference, current, self.meter), reference
 
     def update(self, frame_bgr: np.ndarray, face: FaceLandmarks, t_s: float, frame_index: int) -> SpotStep:
-        features, reference = self.features(frame_bgr, face, t_s, frame_index)
+        return self.update_measured(measure_face(frame_bgr, face, t_s, frame_index, self.crop_settings))
+
+    def update_measured(self, current: FaceMeasure) -> SpotStep:
+        """`update` with a frame already measured."""
+        t_s, frame_index = current.t_s, current.frame_index
+        features, reference = self.measured_features(current)
         if features is None:
             return SpotStep(DetectorStep(0.0, False), None)
         was_open = self.detector.is_open

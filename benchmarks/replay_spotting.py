@@ -1,0 +1,136 @@
+"""Spotter settings side by side in seconds: every video of the long-video sets measured once (aligner and
+`measure_face`, stored beside the set), then `FaceSpotter` replayed on the stored measures with each settings
+variant. For tuning on TUNE sets only; never point it at a held-out set you still mean to report.
+
+    python -m benchmarks.replay_spotting data/spotting/tune data/tune_b --set open_z=3.5 --set global_share=1.01
+    python -m benchmarks.replay_spotting data/spotting/tune --misses        # each missed ME, false and macro event
+
+Scored as `benchmarks.bench_spotting` scores (IoU >= 0.5 hits, control events, macro events), on spotting only
+(no classifier): on the tune set it reproduces that benchmark's spotting figures. The stored measures are keyed by
+the crop size and the aligner and spotter versions; delete `measures/` in a set to measure again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rich.progress import track
+
+from benchmarks.bench_spotting import Spotted, Tally, score_video
+from fdp.align import FaceAligner
+from fdp.config import ALIGNER_VERSION, AlignerSettings
+from fdp.synthesis.long_videos import VideoTruth, load_truth
+from realtime.spotting import SPOTTER_VERSION, SpotterSettings
+from realtime.spotting.detector import Refusal
+from realtime.spotting.measures import FaceMeasure, measure_face, spotting_settings
+from realtime.spotting.spotter import FaceSpotter
+
+MEASURE_FIELDS = tuple(f.name for f in dataclasses.fields(FaceMeasure) if f.name not in ("t_s", "frame_index"))
+
+
+def store_path(truth: VideoTruth, crop_size: int) -> Path:
+    versions = f"{ALIGNER_VERSION}-{SPOTTER_VERSION}".replace("/", "_")
+    return truth.video.parent / "measures" / f"{truth.video.stem}-{crop_size}px-{versions}.npz"
+
+
+def measure_video(truth: VideoTruth, crop_size: int) -> list[FaceMeasure]:
+    """Every frame's first face, measured as the live spotter measures it (stored after the first call)."""
+    path = store_path(truth, crop_size)
+    if not path.is_file():
+        capture = cv2.VideoCapture(str(truth.video))
+        measures, index = [], 0
+        with FaceAligner(AlignerSettings(), running_mode="video") as aligner:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                media_s = index / truth.fps
+                faces = aligner.process(frame, timestamp_ms=int(round(media_s * 1000)))
+                if faces:
+                    measures.append(measure_face(frame, faces[0].face, media_s, index, spotting_settings(crop_size)))
+                index += 1
+        capture.release()
+        path.parent.mkdir(exist_ok=True)
+        np.savez_compressed(path, frame_index=np.array([m.frame_index for m in measures]),
+                            **{name: np.stack([np.asarray(getattr(m, name)) for m in measures])
+                               for name in MEASURE_FIELDS})
+    stored = np.load(path)
+    arrays = {name: stored[name] for name in MEASURE_FIELDS}
+    return [FaceMeasure(t_s=int(i) / truth.fps, frame_index=int(i),
+                        **{name: (a[k] if a.ndim > 1 else float(a[k])) for name, a in arrays.items()})
+            for k, i in enumerate(stored["frame_index"])]
+
+
+def replay(measures: list[FaceMeasure], settings: SpotterSettings) -> tuple[list[Spotted], list[Refusal]]:
+    spotter = FaceSpotter(settings)
+    spotted, refusals = [], []
+    for measure in measures:
+        step = spotter.update_measured(measure).step
+        if step.interval is not None:
+            spotted.append(Spotted(step.interval.onset_frame, step.interval.offset_frame))
+        if step.refusal is not None:
+            refusals.append(step.refusal)
+    last = spotter.finish()
+    if last is not None:
+        spotted.append(Spotted(last.onset_frame, last.offset_frame))
+    return spotted, refusals
+
+
+def misses(truth: VideoTruth, spotted: list[Spotted], refusals: list[Refusal]) -> list[str]:
+    """A line for each true ME no spot matched, with the refusals around it, and each spot that matched none."""
+    lines = []
+    for me in truth.mes:
+        if not any(s.onset <= me.end and s.offset >= me.start for s in spotted):
+            near = [f"{r.cause} {r.onset_s:.2f}-{r.offset_s:.2f}" for r in refusals
+                    if r.onset_s - 0.3 <= me.end / truth.fps and r.offset_s + 0.3 >= me.start / truth.fps]
+            lines.append(f"  missed {truth.video.name} {me.label} {me.start / truth.fps:.2f}-{me.end / truth.fps:.2f}"
+                         f" s; refused nearby: {', '.join(near) or 'none'}")
+    if truth.kind in ("control", "real_talk", "macro"):
+        lines += [f"  {truth.kind} event {truth.video.name} {s.onset / truth.fps:.2f}-{s.offset / truth.fps:.2f} s"
+                  for s in spotted]
+    return lines
+
+
+def settings_from(pairs: list[str]) -> SpotterSettings:
+    defaults = SpotterSettings()
+    values = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if not hasattr(defaults, name):
+            raise SystemExit(f"--set {pair}: SpotterSettings has no field {name!r}")
+        values[name] = type(getattr(defaults, name))(value)
+    return dataclasses.replace(defaults, **values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.replay_spotting", description=__doc__.split("\n\n")[0])
+    parser.add_argument("sets", nargs="+", type=Path, help="long-video set folders (each with index.json)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a SpotterSettings field to change (repeat); default: the shipped settings")
+    parser.add_argument("--misses", action="store_true", help="list every missed ME, control and macro event")
+    args = parser.parse_args(argv)
+    settings = settings_from(args.set)
+    truths = [load_truth(folder / v["truth"]) for folder in args.sets
+              for v in json.loads((folder / "index.json").read_text())["videos"]]
+    total, groups, lines = Tally(), {}, []
+    for truth in track(truths, description="replaying"):
+        spotted, refusals = replay(measure_video(truth, settings.crop_size), settings)
+        for tally in (total, groups.setdefault(f"{truth.kind} {truth.fps:g}fps", Tally())):
+            score_video(truth, spotted, tally)
+        lines += misses(truth, spotted, refusals) if args.misses else []
+    print("\n".join(lines))
+    for name, tally in (("all", total), *sorted(groups.items())):
+        s = tally.summary()
+        f1 = "–" if s["f1"] is None else f"{s['f1']:.3f}"
+        print(f"{name:>18}: F1 {f1} ({s['hits']} hits / {s['spotted']} spotted / {s['truths']} MEs), control "
+              f"events {tally.control_events}, macro events {tally.macro_events}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
