@@ -202,6 +202,12 @@ class IntervalDetector:
         s = self.settings
         if t_s - self._open_s > s.max_duration_s + s.lag_s:
             return "macro"
+        return self._scene_change(z, values)
+
+    def _scene_change(self, z: np.ndarray, values: np.ndarray) -> str | None:
+        """"head motion" or "light change" when the rotation or the brightness change in `values` reached its
+        minimum and `nuisance_z` resting deviations in `z` (one frame's, or an interval's peaks); else None."""
+        s = self.settings
         for name, minimum, cause in (("pose_deg", s.head_min_deg, "head motion"),
                                      ("light", s.light_min, "light change")):
             if values[_INDEX[name]] >= minimum and z[_INDEX[name]] >= s.nuisance_z:
@@ -256,16 +262,14 @@ class IntervalDetector:
         values = np.stack([r[4] for r in span])
         peak_z, peak_values = z.max(axis=0), values.max(axis=0)
 
-        def flagged(name: str, minimum: float, against_rest: bool = False) -> bool:
-            """A nuisance happened: its change reached `minimum` (and, for signals that are noisy at rest, also
-            `nuisance_z` resting deviations). Blinks, glances and the jaw are events in themselves."""
-            high = peak_values[_INDEX[name]] >= minimum
-            return bool(high and (not against_rest or peak_z[_INDEX[name]] >= s.nuisance_z))
+        def flagged(name: str, minimum: float) -> bool:
+            """A nuisance happened: its change reached `minimum` (blinks, glances and the jaw are events in
+            themselves; head motion and light, noisy at rest, are `_scene_change`)."""
+            return bool(peak_values[_INDEX[name]] >= minimum)
 
-        if flagged("pose_deg", s.head_min_deg, against_rest=True):
-            return None, Refusal("head motion", onset_s, offset_s)
-        if flagged("light", s.light_min, against_rest=True):
-            return None, Refusal("light change", onset_s, offset_s)
+        cause = self._scene_change(peak_z, peak_values)
+        if cause is not None:
+            return None, Refusal(cause, onset_s, offset_s)
         moving = np.stack([self._moving(zz, vv) for zz, vv in zip(z, values)]).any(axis=0)
         apex_motion = rows[apex][4][:N_REGIONS]
         if (self._moving(rows[apex][3], rows[apex][4]).mean() >= s.global_share
