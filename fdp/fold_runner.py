@@ -1,4 +1,6 @@
-"""Run one fold of a training run and write what it leaves behind: the checkpoint, then metrics.json.
+"""Run one fold of a training run (`compute_fold`, in memory) and write what it leaves behind (`write_fold`): the
+checkpoint, then metrics.json. The two halves are apart so that a fold can train on a Ray worker and be written by
+the driver (`fdp.fold_executors`), exactly as a serial run writes it.
 
 metrics.json is written last and atomically, so its presence is what marks a fold finished (see `fdp.train`).
 It records everything needed to pool the folds later without the model: the subjects each part used (taken from
@@ -9,12 +11,15 @@ epoch, the training curve, and every test prediction.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -27,7 +32,7 @@ from fdp.datasets.crop_cache import CachedCrops
 from fdp.datasets.folds import Fold, subject_key
 from fdp.datasets.sources import training_data_statement
 from fdp.errors import ConfigError
-from fdp.io import write_json
+from fdp.io import write_bytes, write_json
 from fdp.losses import LossWeights
 from fdp.metrics import score
 from fdp.preprocess import ClipKey, clip_key
@@ -35,6 +40,9 @@ from fdp.train_config import TrainConfig
 from fdp.training_loop import SELECTION_RULES, EpochRecord, LoopSettings, resolve_device, train_fold
 
 FOLD_FORMAT = "fdp-live/fold/1"
+CHECKPOINT_NAME = "checkpoint.safetensors"
+METRICS_NAME = "metrics.json"
+ERROR_NAME = "error.txt"
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,9 +79,18 @@ def fold_metadata(fold: Fold, setting: ClassSetting, rule: str, label: str, epoc
             "metrics": json.dumps(metrics), "train_config": json.dumps(config.to_dict())}
 
 
-def run_fold(config: TrainConfig, data: FoldData, fold: Fold, folder: Path, seed: int, console: Console,
-             progress: bool = True) -> dict[str, Any]:
-    """Train and test one fold, write its checkpoint and metrics.json; returns the metrics record."""
+@dataclass(frozen=True, eq=False)
+class FoldResult:
+    """Everything a trained fold leaves behind, in memory: a Ray worker sends it back whole, so the machine that
+    trained it needs no shared filesystem with the one that writes the run folder."""
+
+    checkpoint: bytes  # the checkpoint.safetensors file
+    record: dict[str, Any]  # metrics.json: metrics, selection, history and every test prediction
+
+
+def compute_fold(config: TrainConfig, data: FoldData, fold: Fold, seed: int, console: Console,
+                 progress: bool = True) -> FoldResult:
+    """Train and test one fold; returns its checkpoint and metrics record, writing nothing."""
     train, val, test = (data.items(part) for part in fold.split(data.clips, subject=lambda pair: subject_key(pair[0])))
     if len(train) < 2 or (not test and fold.test):
         raise ConfigError(f"fold {fold.index} ({fold.name}): {len(train)} training and {len(test)} test clips; "
@@ -85,7 +102,8 @@ def run_fold(config: TrainConfig, data: FoldData, fold: Fold, folder: Path, seed
                   f"{settings.epochs} epochs on {settings.device}")
     columns = (TextColumn(f"fold {fold.index} {{task.fields[note]}}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
-    with Progress(*columns, console=console, disable=not progress, transient=True) as bar:
+    with Progress(*columns, console=console, disable=not progress, transient=True) as bar, \
+            torch_threads(config.fold_cpus):
         task = bar.add_task("steps", total=steps * settings.epochs, note="")
 
         def on_epoch(record: EpochRecord) -> None:
@@ -104,7 +122,8 @@ def run_fold(config: TrainConfig, data: FoldData, fold: Fold, folder: Path, seed
     label = SELECTION_RULES[outcome.selection_rule]
     metadata = fold_metadata(fold, data.setting, outcome.selection_rule, label, outcome.selected_epoch, metrics,
                              config)
-    save_checkpoint(outcome.model, folder / "checkpoint.safetensors", metadata)
+    with tempfile.TemporaryDirectory(prefix="fdp-fold-") as scratch:  # save_checkpoint is the one writer of the format
+        checkpoint = save_checkpoint(outcome.model, Path(scratch) / "checkpoint.safetensors", metadata).read_bytes()
     record = {
         "format": FOLD_FORMAT, "fold": fold.index, "name": fold.name, "test_subjects": list(fold.test),
         "train_subjects": list(fold.train), "val_subjects": list(fold.val),
@@ -120,13 +139,48 @@ def run_fold(config: TrainConfig, data: FoldData, fold: Fold, folder: Path, seed
                          "true": int(t), "pred": int(p), "probs": [round(float(x), 5) for x in probs]}
                         for i, t, p, probs in zip(test, outcome.test.y_true, outcome.test.y_pred,
                                                   outcome.test.probs)],
-        "checkpoint": "checkpoint.safetensors", "config": config.to_dict()}
-    write_json(folder / "metrics.json", record)
-    flag = " [SELECT-ON-TEST]" if config.select_on_test else ""
-    console.print(f"fold {fold.index} ({fold.name}): epoch {outcome.selected_epoch} by {outcome.selection_rule}{flag}"
-                  f"; test UF1 {_fmt(metrics['uf1'])} acc {_fmt(metrics['accuracy'])} on {len(test)} clips; "
-                  f"{outcome.train_seconds:.1f} s")
-    return record
+        "checkpoint": CHECKPOINT_NAME, "config": config.to_dict()}
+    return FoldResult(checkpoint, record)
+
+
+def write_fold(folder: Path, result: FoldResult) -> None:
+    """The fold's checkpoint, then its metrics.json (last: its presence marks the fold finished)."""
+    write_bytes(folder / CHECKPOINT_NAME, result.checkpoint)
+    write_json(folder / METRICS_NAME, result.record)
+    (folder / ERROR_NAME).unlink(missing_ok=True)  # what an earlier, failed attempt left
+
+
+def write_fold_error(folder: Path, traceback_text: str) -> Path:
+    """A failed fold's traceback, kept beside where its outputs would be: the console gets one line."""
+    return write_bytes(folder / ERROR_NAME, traceback_text.encode("utf-8"))
+
+
+def is_finished(folder: Path) -> bool:
+    return (folder / METRICS_NAME).is_file() and (folder / CHECKPOINT_NAME).is_file()
+
+
+def fold_line(record: dict[str, Any]) -> str:
+    """The one line a finished fold gets on the console, read from its record (so both executors print it)."""
+    selection, metrics = record["selection"], record["metrics"]
+    flag = " [SELECT-ON-TEST]" if selection["select_on_test"] else ""
+    return (f"fold {record['fold']} ({record['name']}): epoch {selection['epoch']} by {selection['rule']}{flag}; "
+            f"test UF1 {_fmt(metrics['uf1'])} acc {_fmt(metrics['accuracy'])} on {record['clips']['test']} clips; "
+            f"{record['train_seconds']:.1f} s")
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads for one fold, restored after: the thread count changes how float sums split, so
+    a fold gives the same figures wherever it runs only with the same count."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _fmt(value: float | int | None) -> str:

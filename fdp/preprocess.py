@@ -12,11 +12,13 @@ cache on one machine before training on several:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,75 +119,124 @@ def needed_indices(clip: ClipSample, window_s: float, length_jitter: float) -> n
     return np.arange(max(low, 0), min(high, len(numbers)))
 
 
-def align_clip(clip: ClipSample, indices: np.ndarray, settings: AlignerSettings, landmarker: Path | None,
-               report: PreprocessReport) -> CachedCrops:
-    """Align the frames at `indices` with a fresh VIDEO-mode aligner; fill faceless frames from a neighbour."""
+@dataclass(frozen=True, eq=False)
+class AlignJob:
+    """One clip to align, with everything its aligner needs. `frames` are the source frames at `indices`: paths on
+    this machine, or their encoded bytes (`carrying_bytes`) for a worker that does not share its filesystem."""
+
+    clip: ClipSample
+    indices: np.ndarray  # (N,) int: positions in clip.frame_paths
+    settings: AlignerSettings
+    landmarker: Path | None
+    fingerprint: str  # source_fingerprint(clip, indices), taken where the files are
+    frames: tuple[Path | bytes | None, ...]  # (N,); None: a file that could not be read
+
+    def carrying_bytes(self) -> AlignJob:
+        return dataclasses.replace(self, frames=tuple(_frame_bytes(frame) for frame in self.frames))
+
+
+AlignResult = tuple[CachedCrops, int]  # (the clip's cache entry, its unreadable frames)
+# Runs align_job over (position, job) pairs, yielding (position, result) as each clip is done, in any order.
+JobRunner = Callable[[Sequence[tuple[int, AlignJob]]], Iterator[tuple[int, AlignResult]]]
+
+
+def _frame_bytes(frame: Path | bytes | None) -> bytes | None:
+    if not isinstance(frame, Path):
+        return frame
+    try:
+        return frame.read_bytes()
+    except OSError:
+        return None
+
+
+def _decode(frame: Path | bytes | None, mode: int) -> np.ndarray | None:
+    """A frame read by one decoder whether it came as a path or as bytes, so every executor cuts the same crops."""
+    data = _frame_bytes(frame)
+    return cv2.imdecode(np.frombuffer(data, np.uint8), mode) if data else None
+
+
+def align_clip(job: AlignJob, report: PreprocessReport) -> CachedCrops:
+    """Align the job's frames with a fresh VIDEO-mode aligner; fill faceless frames from a neighbour."""
     from fdp.align import FaceAligner, warp_crop
 
-    numbers = np.asarray([clip.frame_numbers[i] for i in indices], np.int64)
+    clip, settings = job.clip, job.settings
+    numbers = np.asarray([clip.frame_numbers[i] for i in job.indices], np.int64)
     if clip.aligned:
-        return _read_aligned(clip, indices, numbers, settings, report)
+        return _read_aligned(job, numbers, report)
     frames: list[np.ndarray | None] = []
     crops: list[np.ndarray | None] = []
     matrices: list[np.ndarray | None] = []
-    with FaceAligner(settings, landmarker, running_mode="video", max_faces=1) as aligner:
-        for index, number in zip(indices, numbers):
-            frame = cv2.imread(str(clip.frame_paths[int(index)]), cv2.IMREAD_COLOR)
+    with FaceAligner(settings, job.landmarker, running_mode="video", max_faces=1) as aligner:
+        for source, number in zip(job.frames, numbers):
+            frame = _decode(source, cv2.IMREAD_COLOR)
             faces = [] if frame is None else aligner.process(frame, round((number - numbers[0]) * 1000 / clip.fps))
             report.unreadable_frames += frame is None
             frames.append(frame)
             crops.append(faces[0].crop if faces else None)
             matrices.append(faces[0].matrix if faces else None)
     found = np.array([c is not None for c in crops], bool)
-    fingerprint = source_fingerprint(clip, indices)
     shape = (settings.crop_size, settings.crop_size) + (() if settings.gray else (3,))
     if not found.any():
-        return CachedCrops(np.zeros((0, *shape), np.uint8), numbers, found, fingerprint, aligner_key(settings))
+        return CachedCrops(np.zeros((0, *shape), np.uint8), numbers, found, job.fingerprint, aligner_key(settings))
     have = np.flatnonzero(found)
     for i in np.flatnonzero(~found):
         nearest = int(have[np.argmin(np.abs(have - i))])
         frame = frames[i]
         crops[i] = crops[nearest] if frame is None else warp_crop(frame, matrices[nearest], settings)
-    return CachedCrops(np.stack(crops).astype(np.uint8), numbers, found, fingerprint, aligner_key(settings))
+    return CachedCrops(np.stack(crops).astype(np.uint8), numbers, found, job.fingerprint, aligner_key(settings))
 
 
-def _read_aligned(clip: ClipSample, indices: np.ndarray, numbers: np.ndarray, settings: AlignerSettings,
-                  report: PreprocessReport) -> CachedCrops:
+def _read_aligned(job: AlignJob, numbers: np.ndarray, report: PreprocessReport) -> CachedCrops:
     """Frames that are already aligned crops: read, converted to the settings' channels, resized to the crop."""
+    settings = job.settings
     side = settings.crop_size
     mode = cv2.IMREAD_GRAYSCALE if settings.gray else cv2.IMREAD_COLOR
     crops = []
-    for index in indices:
-        frame = cv2.imread(str(clip.frame_paths[int(index)]), mode)
+    for source in job.frames:
+        frame = _decode(source, mode)
         if frame is None:
             report.unreadable_frames += 1
             frame = crops[-1] if crops else np.zeros((side, side) + (() if settings.gray else (3,)), np.uint8)
         elif not settings.gray:
             frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         crops.append(cv2.resize(frame, (side, side), interpolation=cv2.INTER_AREA) if frame.shape[0] != side else frame)
-    return CachedCrops(np.stack(crops), numbers, np.ones(len(numbers), bool), source_fingerprint(clip, indices),
-                       aligner_key(settings))
+    return CachedCrops(np.stack(crops), numbers, np.ones(len(numbers), bool), job.fingerprint, aligner_key(settings))
 
 
-def _align_job(job: tuple[ClipSample, np.ndarray, AlignerSettings, Path | None, Path]) -> tuple[CachedCrops, int]:
-    """One clip (in a worker process or not): align it, write its cache entry; the entry and unreadable frames."""
-    clip, indices, settings, landmarker, path = job
+def align_job(job: AlignJob) -> AlignResult:
+    """One clip, wherever it runs (this process, a worker process, a Ray task): its cache entry and unreadable
+    frames. It writes nothing: the process that owns the cache writes every entry."""
     local = PreprocessReport()
-    entry = align_clip(clip, indices, settings, landmarker, local)
-    write_crops(path, entry)
+    entry = align_clip(job, local)
     return entry, local.unreadable_frames
+
+
+def align_locally(jobs: Sequence[tuple[int, AlignJob]], workers: int = 1) -> Iterator[tuple[int, AlignResult]]:
+    """The jobs in this process, or in `workers` spawned processes (never forked: MediaPipe runs threads)."""
+    if workers <= 1 or len(jobs) < 2:
+        for position, job in jobs:
+            yield position, align_job(job)
+        return
+    pool = ProcessPoolExecutor(min(workers, len(jobs)), multiprocessing.get_context("spawn"))
+    try:
+        futures = {pool.submit(align_job, job): position for position, job in jobs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:  # on Ctrl-C, do not wait for the queued clips: what was written stays, atomically
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def preprocess_clips(clips: Sequence[ClipSample], settings: AlignerSettings, *, cache_dir: Path | None = None,
                      landmarker: Path | None = None, window_s: float = 0.5, length_jitter: float = 0.2,
-                     workers: int = 1, keep: bool = True, progress: bool = True,
+                     workers: int = 1, run_jobs: JobRunner | None = None, keep: bool = True, progress: bool = True,
                      log: Callable[[str], None] = print) -> tuple[PreprocessReport, dict[ClipKey, CachedCrops]]:
     """Read each clip's crops from the cache or align them; returns the report and, with `keep`, the crops of
     every clip that has a face (clips without one are left out and listed in the report).
 
-    workers: processes that align clips side by side (spawned, never forked: MediaPipe runs threads). One
-    aligner keeps about one core busy; on 2 cores shared with another busy process, 2 workers took the 240-clip
-    synthetic set from 80 to 101 frames/s. Each clip still gets its own VIDEO-mode aligner: same crops either way.
+    workers: processes that align clips side by side. One aligner keeps about one core busy; on 2 cores shared
+    with another busy process, 2 workers took the 240-clip synthetic set from 80 to 101 frames/s. Each clip still
+    gets its own VIDEO-mode aligner: same crops either way. run_jobs: another way to run the clips' jobs instead
+    (`fdp.ray_executor.align_on_ray`); every entry is written here, keyed the same way, whichever runs them.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -194,41 +245,33 @@ def preprocess_clips(clips: Sequence[ClipSample], settings: AlignerSettings, *, 
     write_json(folder / "aligner_settings.json", dataclasses.asdict(settings))
     report = PreprocessReport(clips=len(clips))
     entries: dict[int, CachedCrops] = {}
-    jobs: list[tuple[int, tuple[ClipSample, np.ndarray, AlignerSettings, Path | None, Path]]] = []
+    jobs: list[tuple[int, AlignJob]] = []
+    paths: dict[int, Path] = {}
     for position, clip in enumerate(clips):
         indices = needed_indices(clip, window_s, length_jitter)
-        path = clip_cache_path(cache, settings, clip)
-        entry = read_crops(path)
+        paths[position] = clip_cache_path(cache, settings, clip)
+        entry = read_crops(paths[position])
+        fingerprint = source_fingerprint(clip, indices)
         wanted = [clip.frame_numbers[i] for i in indices]
-        if entry is not None and entry.fingerprint == source_fingerprint(clip, indices) and entry.covers(wanted):
+        if entry is not None and entry.fingerprint == fingerprint and entry.covers(wanted):
             report.cache_hits += 1
             entries[position] = entry
         else:
-            jobs.append((position, (clip, indices, settings, landmarker, path)))
+            frames = tuple(clip.frame_paths[int(i)] for i in indices)
+            jobs.append((position, AlignJob(clip, indices, settings, landmarker, fingerprint, frames)))
+    runner = run_jobs or functools.partial(align_locally, workers=workers)
     columns = (TextColumn("aligning {task.fields[fps]}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=True) as bar:
+    with Progress(*columns, disable=not progress, transient=True) as bar, closing(runner(jobs)) as results:
         task = bar.add_task("clips", total=len(jobs), fps="")
         started = time.perf_counter()
-
-        def finished(position: int, frames: int, result: tuple[CachedCrops, int]) -> None:
-            entries[position] = result[0]
-            report.unreadable_frames += result[1]
+        for position, (entry, unreadable) in results:
+            write_crops(paths[position], entry)
+            entries[position] = entry
+            report.unreadable_frames += unreadable
             report.aligned_clips += 1
-            report.aligned_frames += frames
+            report.aligned_frames += len(entry.frame_numbers)
             report.align_s = time.perf_counter() - started
             bar.update(task, advance=1, fps=f"{report.frames_per_s:.0f} frames/s")
-
-        if workers <= 1 or len(jobs) < 2:
-            for position, job in jobs:
-                finished(position, len(job[1]), _align_job(job))
-        else:
-            pool = ProcessPoolExecutor(min(workers, len(jobs)), multiprocessing.get_context("spawn"))
-            try:
-                futures = {pool.submit(_align_job, job): (position, len(job[1])) for position, job in jobs}
-                for future in as_completed(futures):
-                    finished(*futures[future], future.result())
-            finally:  # on Ctrl-C, do not wait for the queued clips: what was written stays, atomically
-                pool.shutdown(wait=False, cancel_futures=True)
     kept: dict[ClipKey, CachedCrops] = {}
     for position, clip in enumerate(clips):
         entry = entries[position]

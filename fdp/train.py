@@ -3,17 +3,21 @@
     python -m fdp.train --dataset casme2 --root /data/CASME2 --out runs/casme2 --preset paper
     python -m fdp.train --dataset casme2 --root /data/CASME2 --dataset samm --root /data/SAMM --out runs/megc
     python -m fdp.train --dataset synthetic --root data/synth --holdout-subjects astronaut --out runs/default
+    python -m fdp.train --dataset casme2 --root /data/CASME2 --out runs/casme2 --executor ray --ray-address auto
 
 Each fold writes `folds/<fold>/checkpoint.safetensors` and then `folds/<fold>/metrics.json`; a fold whose
 metrics.json exists is finished and skipped when the run is started again (resume), and `--folds` runs a subset,
-so the folds of one protocol can be spread over machines that share (or later merge) the `--out` folder. The run
-ends by pooling every finished fold (`fdp.evaluate`). Epochs are selected on validation subjects drawn from the
+so the folds of one protocol can be spread over machines that share (or later merge) the `--out` folder, or run as
+Ray tasks on a cluster (`--executor ray`, `fdp.ray_executor`), which send every fold's outputs back here. A failed
+fold is tried once more, then reported while the others go on. The run ends by pooling every finished fold
+(`fdp.reporting`). Epochs are selected on validation subjects drawn from the
 training subjects; `--select-on-test` selects on the test subject instead, and every output says so.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,7 @@ from fdp.config import preset
 from fdp.datasets.classes import count_classes, labelled_clips
 from fdp.datasets.folds import Fold, fold_subjects, holdout_fold, leave_one_subject_out, match_subjects, subjects_of
 from fdp.datasets.sources import load_sources, resolve_setting
-from fdp.errors import ConfigError
+from fdp.errors import ConfigError, FDPError
 from fdp.io import output_folder, write_json
 from fdp.preprocess import clip_key, preprocess_clips
 from fdp.train_config import PER_MACHINE_FIELDS, TrainConfig
@@ -52,6 +56,12 @@ def fold_dir(out: Path, fold: Fold, holdout: bool) -> Path:
     return out / "folds" / name
 
 
+def fold_seed(seed: int, fold: Fold) -> int:
+    """A fold's training seed: from the run's seed and the fold's index only, so any executor and any subset of
+    folds (--folds) trains a fold the same way."""
+    return int(np.random.SeedSequence([seed, fold.index]).generate_state(1)[0])
+
+
 def check_resume(config: TrainConfig) -> None:
     """A run folder holds one protocol: refuse options that would mix results of different ones."""
     path = config.out / "train_config.json"
@@ -66,14 +76,27 @@ def check_resume(config: TrainConfig) -> None:
 
 
 def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Everything `python -m fdp.train` does; returns the pooled summary of the finished folds."""
+    """Everything `python -m fdp.train` does; returns the pooled summary of the finished folds. Folds that fail
+    (twice) do not stop the others: the run pools what finished, then raises one line listing the failed ones."""
+    check_resume(config)
+    if config.executor == "ray":
+        from fdp.ray_executor import ray_session
+
+        session = ray_session(config.ray_address)
+    else:
+        session = nullcontext()
+    with session:
+        return _train(config, progress)
+
+
+def _train(config: TrainConfig, progress: bool) -> dict[str, Any]:
     from rich.console import Console
 
-    from fdp.fold_runner import FoldData, run_fold
+    from fdp.fold_executors import FoldTask, SerialFoldExecutor, run_folds
+    from fdp.fold_runner import FoldData, is_finished
     from fdp.reporting import aggregate_run
 
     console = Console(highlight=False, soft_wrap=True)
-    check_resume(config)
     output_folder(config.out, "--out")
     if not (config.out / "train_config.json").is_file():
         write_json(config.out / "train_config.json", config.to_dict())
@@ -87,10 +110,13 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
                   + (f"; left out: {', '.join(f'{k} {v}' for k, v in counts.excluded.items())}"
                      if counts.excluded else ""))
     model_config = preset(config.preset, class_names=setting.class_names, window_s=config.window_s)
+    ray = config.executor == "ray"
+    if ray:
+        from fdp.ray_executor import RayFoldExecutor, align_on_ray
     report, crops = preprocess_clips([c for c, _ in pairs], model_config.aligner, cache_dir=config.cache_dir,
                                      landmarker=config.landmarker, window_s=config.window_s,
                                      length_jitter=config.length_jitter, workers=config.align_workers,
-                                     progress=progress, log=console.print)
+                                     run_jobs=align_on_ray if ray else None, progress=progress, log=console.print)
     console.print(report.summary())
     usable = [(clip, label) for clip, label in pairs if clip_key(clip) in crops]
     if not usable:
@@ -104,20 +130,27 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         "class_names": list(setting.class_names), "selection": config.selection_flag,
         "folds": [{"fold": f.index, "dir": fold_dir(config.out, f, holdout).name, "test": list(f.test),
                    "train": list(f.train), "val": list(f.val)} for f in every]})
-    data = FoldData(usable, crops, setting, model_config)
+    tasks = []
     for fold in chosen:
         folder = fold_dir(config.out, fold, holdout)
-        if (folder / "metrics.json").is_file() and (folder / "checkpoint.safetensors").is_file():
+        if is_finished(folder):
             console.print(f"fold {fold.index} ({fold.name}): finished earlier, skipped")
             continue
-        seed = int(np.random.SeedSequence([config.seed, fold.index]).generate_state(1)[0])
-        run_fold(config, data, fold, folder, seed, console, progress)
-    if config.train_all:
+        tasks.append(FoldTask(fold, folder, fold_seed(config.seed, fold)))
+    data = FoldData(usable, crops, setting, model_config)
+    executor = RayFoldExecutor(config, data) if ray else SerialFoldExecutor(config, data, console, progress)
+    failed = run_folds(executor, tasks, console, progress) if tasks else []
+    summary: dict[str, Any] = {"protocol": protocol}
+    if config.train_all and not failed:
         console.print(f"trained on every subject; evaluate {fold_dir(config.out, chosen[0], True)}/"
                       "checkpoint.safetensors on other data with python -m fdp.evaluate --checkpoint")
-        return {"protocol": protocol}
-    summary = aggregate_run(config.out)
-    print(summary["markdown"], end="")
+    elif not config.train_all and any(is_finished(fold_dir(config.out, f, holdout)) for f in every):
+        summary = aggregate_run(config.out)
+        print(summary["markdown"], end="")
+    if failed:
+        raise FDPError(f"{len(failed)} of {len(chosen)} folds failed: {', '.join(t.title for t in failed)}; each "
+                       "one's error.txt holds its traceback: fix the cause and run the same command again "
+                       "(finished folds are skipped)")
     return summary
 
 

@@ -18,8 +18,11 @@ from fdp.datasets.sources import DATASET_IDS, check_sources, resolve_setting, se
 from fdp.errors import ConfigError
 
 IMBALANCE = ("weighted", "balanced", "none")
-# Fields that may differ between the invocations that fill one run folder (other machines, other paths).
-PER_MACHINE_FIELDS = ("out", "roots", "folds", "device", "cache_dir", "landmarker", "align_workers")
+EXECUTORS = ("serial", "ray")
+# Fields that may differ between the invocations that fill one run folder (other machines, other paths, another
+# executor: a run started serially may be finished on a Ray cluster and the other way round).
+PER_MACHINE_FIELDS = ("out", "roots", "folds", "device", "cache_dir", "landmarker", "align_workers", "executor",
+                      "ray_address", "cpus_per_fold", "gpus_per_fold")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,17 @@ class TrainConfig:
     landmarker: Path | None = field(default=None, metadata=option("face_landmarker.task (default: the fetched)"))
     align_workers: int = field(default=min(2, os.cpu_count() or 1), metadata=option(
         "processes aligning clips not in the crop cache yet"))
+    executor: str = field(default="serial", metadata=option(
+        "what runs the folds and the aligning: serial (this process) or ray (one Ray task per fold and per clip; "
+        'pip install -e ".[ray]")', choices=EXECUTORS))
+    ray_address: str | None = field(default=None, metadata=option(
+        "Ray cluster to join: auto (the one `ray start` runs on this machine) or HOST:PORT "
+        "(default: start a local Ray on this machine)"))
+    cpus_per_fold: int | None = field(default=None, metadata=option(
+        "CPUs a fold uses: torch's thread count and the CPUs its Ray task reserves (default: every core serially, "
+        "1 on Ray); the same value gives the same metrics on either executor"))
+    gpus_per_fold: float = field(default=0.0, metadata=option(
+        "GPUs each fold's Ray task reserves (a fraction packs folds onto one GPU)"))
 
     def __post_init__(self) -> None:
         check_sources(self.datasets, self.roots)
@@ -96,6 +110,14 @@ class TrainConfig:
                               "--holdout-subjects")
         if self.align_workers < 1:
             raise ConfigError(f"--align-workers {self.align_workers}: use 1 or more")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"--executor {self.executor!r}; choose one of {', '.join(EXECUTORS)}")
+        if self.executor == "serial" and (self.ray_address is not None or self.gpus_per_fold):
+            raise ConfigError("--ray-address and --gpus-per-fold are Ray's; add --executor ray (a serial run uses "
+                              "--device)")
+        if (self.cpus_per_fold is not None and self.cpus_per_fold < 1) or self.gpus_per_fold < 0:
+            raise ConfigError(f"--cpus-per-fold {self.cpus_per_fold} / --gpus-per-fold {self.gpus_per_fold}: use 1 "
+                              "or more CPUs and 0 or more GPUs")
         if self.seed < 0:
             raise ConfigError(f"--seed {self.seed}: use 0 or more")
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
@@ -104,6 +126,11 @@ class TrainConfig:
     @property
     def selection_flag(self) -> str:
         return "select-on-test" if self.select_on_test else "validation"
+
+    @property
+    def fold_cpus(self) -> int | None:
+        """The CPUs (torch threads) a fold runs on; None leaves torch's default, every core of a serial run."""
+        return self.cpus_per_fold or (1 if self.executor == "ray" else None)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
