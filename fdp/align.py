@@ -41,6 +41,7 @@ _BUNDLE_MEMBERS = {"face_detector.tflite", "face_landmarks_detector.tflite", "fa
 
 # MediaPipe mesh indices. 33/133 are the outer/inner corners of the image-left eye, 362/263 inner/outer of the other.
 EYE_CORNERS = (33, 133, 362, 263)
+FACE_OUTLINE = (234, 454)  # the widest points of the face outline: face width, the unit motions are stated in
 ANCHORS = (33, 133, 362, 263, 168, 6, 197, 195, 4)
 ANCHOR_WEIGHTS = np.array([3, 3, 3, 3, 1, 1, 1, 1, 1], np.float64)
 # The anchors on MediaPipe's canonical face model (the mesh in the .task's geometry metadata) seen from the front
@@ -115,6 +116,13 @@ def template_points(settings: AlignerSettings) -> np.ndarray:
     unit = settings.eye_distance * side
     origin = np.array([(side - 1) / 2, (side - 1) / 2 - unit * MOUTH_Y / 2])
     return origin + CANONICAL_ANCHORS * unit
+
+
+def face_width(points: np.ndarray) -> float:
+    """Distance between the face-outline extremes (landmarks 234 and 454), in the points' pixels: the unit of every
+    expression size, so a size means the same at every face and crop size."""
+    a, b = FACE_OUTLINE
+    return float(np.linalg.norm(np.asarray(points[b], np.float64) - np.asarray(points[a], np.float64)))
 
 
 def estimate_matrix(points: np.ndarray, settings: AlignerSettings) -> np.ndarray:

@@ -52,8 +52,8 @@ def test_config_options_other_commands_equal_keyword_configs(tmp_path):
         run=tmp_path, subjects=("sub01", "sub02"))
     assert parse_preprocess(["--dataset", "casme2", "--root", str(tmp_path), "--workers", "1"]) == PreprocessConfig(
         datasets=("casme2",), roots=(tmp_path,), workers=1)
-    assert parse_synthetic(["--out", "x", "--min-px", "2", "--subjects", "a,b", "--fields", "own"]) == SynthConfig(
-        out=Path("x"), ranges=Ranges(min_px=2.0), subjects=("a", "b"), fields="own")
+    assert parse_synthetic(["--out", "x", "--min-fw", "0.01", "--subjects", "a,b", "--fields", "own"]) == SynthConfig(
+        out=Path("x"), ranges=Ranges(min_fw=0.01), subjects=("a", "b"), fields="own")
     assert parse_long_videos(["--out", "x", "--fps", "30", "60"]) == LongVideoConfig(out=Path("x"), fps=(30.0, 60.0))
     assert parse_config(["--demo", "--user", "ada", "--spot-z", "5", "--compile"]) == LiveConfig(
         demo=True, user="ada", spot_z=5.0, compile=True)

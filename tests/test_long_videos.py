@@ -13,12 +13,12 @@ import cv2
 import numpy as np
 import pytest
 
+from fdp.align import face_width
 from fdp.errors import ConfigError, DatasetLayoutError
 from fdp.synthesis.long_videos import (
     KINDS,
     LongVideoConfig,
     VideoRenderer,
-    face_width,
     load_faces,
     load_truth,
     plan_set,

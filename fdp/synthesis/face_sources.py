@@ -7,6 +7,7 @@ frame and are cached on disk with the decoded frames, so the synthesizer never r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -35,6 +36,7 @@ class SourceInfo:
     licence: str
     frames: int = 1
     occluded: tuple[tuple[int, int], ...] = ()  # inclusive frame ranges where something covers the face
+    parents: tuple[str, ...] = ()  # the real identities a derived face (morph, reshape) is made of; () if real
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,8 @@ def subject_slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "face"
 
 
-def _still_tracks(info: SourceInfo, image: np.ndarray, cache: Path, max_faces: int) -> list[FaceTrack]:
+def still_tracks(info: SourceInfo, image: np.ndarray, cache: Path, max_faces: int) -> list[FaceTrack]:
+    """One track per face the aligner finds in a photo (a group photo's faces get `_1`, `_2`, ... subjects)."""
     faces = _detect_still(image, cache, max_faces)
     centres = faces[:, :468, :2].mean(axis=1) if len(faces) else np.zeros((0, 2))
     tracks = []
@@ -215,7 +218,7 @@ def _still_tracks(info: SourceInfo, image: np.ndarray, cache: Path, max_faces: i
         subject = info.subject if len(faces) == 1 else f"{info.subject}_{index + 1}"
         usable = np.array([_near_frontal(points[:, :2])])
         others = np.delete(centres, index, axis=0)  # the crop keeps them out, so the aligner finds this face
-        tracks.append(FaceTrack(SourceInfo(subject, info.source, info.licence), image[None], points[None, :, :2],
+        tracks.append(FaceTrack(dataclasses.replace(info, subject=subject), image[None], points[None, :, :2],
                                 points[None, :, 2], usable, 0.0, others))
     return tracks
 
@@ -239,7 +242,7 @@ def load_tracks(subjects: tuple[str, ...] = (), extra_faces: Path | None = None,
             points = np.nan_to_num(points)
             tracks.append(FaceTrack(info, frames, points[..., :2], points[..., 2], usable, fps))
         else:
-            tracks.extend(_still_tracks(info, loaded, cache, max_faces=1))
+            tracks.extend(still_tracks(info, loaded, cache, max_faces=1))
     if extra_faces is not None:
         if not extra_faces.is_dir():
             raise ConfigError(f"--extra-faces {extra_faces}: not a folder; point it at a folder of face photos")
@@ -249,7 +252,7 @@ def load_tracks(subjects: tuple[str, ...] = (), extra_faces: Path | None = None,
                 raise ConfigError(f"--extra-faces: {path} is not a readable image; remove it or convert it")
             where, terms = KNOWN_EXTRA_FACES.get(path.name, (f"user photo {path.name}", "unverified (--extra-faces)"))
             info = SourceInfo(subject_slug(path.stem), where, terms)
-            for track in _still_tracks(info, image, cache, max_faces=8):
+            for track in still_tracks(info, image, cache, max_faces=8):
                 if subjects and track.info.subject not in subjects and info.subject not in subjects:
                     continue
                 if track.usable.any():

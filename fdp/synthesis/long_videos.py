@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fdp.align import face_width
 from fdp.cli import CommandParser, add_config_options, config_from_args, option, run_main
 from fdp.errors import ConfigError, DatasetLayoutError, VideoError
 from fdp.synthesis import warp
@@ -46,6 +47,7 @@ from fdp.synthesis.synthetic_render import (
     FrameGeometry,
     blink_delta,
     clamped,
+    expression_field,
     face_region,
     fit_amplitude,
     photometric,
@@ -100,11 +102,6 @@ def jaw_field(bank: AUFieldBank) -> np.ndarray:
     upper = _blend_field(face, *JAW_UPPER) * _lip_side_mask(face, "upper")[:, None]
     planar = lower + upper
     return AUFieldBank(face, {"AU26": np.c_[planar, np.zeros(len(planar))]}, bank.field_set).fields["AU26"]
-
-
-def face_width(points: np.ndarray) -> float:
-    """Distance between the face-outline landmarks 234 and 454: the unit of every script size (fw)."""
-    return float(np.linalg.norm(np.asarray(points[234], np.float64) - np.asarray(points[454], np.float64)))
 
 
 def _rotation(pitch_deg: float, yaw_deg: float) -> np.ndarray:
@@ -179,14 +176,6 @@ class VideoRenderer:
         """Face widths per canonical unit on one source frame."""
         return self._geometry[face].at(source)[0].scale / face_width(self.tracks[face].points[source])
 
-    def _unit_field(self, item: MicroExpression | MacroExpression) -> np.ndarray:
-        """The item's AU mix (an ME with one side weakened, smoothly across the midline), largest motion 1."""
-        field = self.bank.combine(dict(item.aus))
-        if isinstance(item, MicroExpression):
-            u = self.bank.face.points[:, 0] * (-1.0 if item.weak_side == "left" else 1.0)
-            field = field * (1.0 - (1.0 - item.side_scale) * np.clip(0.5 + 5.0 * u, 0.0, 1.0))[:, None]
-        return field / max(float(np.linalg.norm(field[:, :2], axis=1).max()), 1e-12)
-
     def _curves(self, script: VideoScript, sources: np.ndarray) -> _Curves:
         track, n, fps = self.tracks[script.face], script.n_frames, script.fps
         expressions = []
@@ -197,7 +186,8 @@ class VideoRenderer:
                 source = int(sources[peak])  # sized where it peaks: clamping eats into lid and lip motion
                 sim, _, down = self._geometry[script.face].at(source)
                 points = np.asarray(track.points[source], np.float64)
-                field = self._unit_field(item)
+                field = (expression_field(self.bank, dict(item.aus), item.weak_side, item.side_scale)
+                         if isinstance(item, MicroExpression) else expression_field(self.bank, dict(item.aus)))
                 amplitude = fit_amplitude(field, sim, points, down, item.peak_fw * face_width(points))
                 curve = envelope(n, start, peak, hold_end, end) * amplitude * self._fw_per_unit(script.face, source)
                 expressions.append((field, curve, isinstance(item, MicroExpression)))

@@ -2,7 +2,8 @@
 
 `python -m fdp.synthesis.synthetic --out DIR --clips N --seed S` writes a data set laid out like a real one: face-region
 frames at the source resolution, `DIR/<subject>/<clip_id>/img<N>.jpg`, and `DIR/manifest.csv` (subject, clip,
-class, onset/apex/offset frame numbers, fps, AUs, peak size at the aligned-crop scale, source, seed).
+class, onset/apex/offset frame numbers, fps, AUs, peak size as a share of the face width and at the aligned-crop
+scale, source, seed).
 `load_synthetic(DIR)` reads it back as `ClipSample`s, unaligned, so training aligns it exactly like real data.
 """
 
@@ -30,13 +31,14 @@ from fdp.errors import ConfigError, DatasetLayoutError
 from fdp.io import output_folder, write_bytes, write_json
 from fdp.synthesis.au_fields import FIELD_SETS, field_provenance, load_field_bank
 from fdp.synthesis.clip_plan import Ranges, plan_clip
+from fdp.synthesis.derived_faces import with_derived
 from fdp.synthesis.face_sources import FaceTrack, load_tracks
 from fdp.synthesis.synthetic_render import FrameGeometry, render_clip
 
 MANIFEST = "manifest.csv"
 CONFIG_FILE = "synthetic_config.json"
-COLUMNS = ("subject", "clip_id", "label", "onset", "apex", "offset", "fps", "frames", "aus", "peak_px",
-           "duration_s", "blink", "source", "source_frame", "seed")
+COLUMNS = ("subject", "clip_id", "label", "onset", "apex", "offset", "fps", "frames", "aus", "peak_fw",
+           "peak_px", "duration_s", "blink", "occluder", "source", "source_frame", "seed")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class SynthConfig:
         "comma-separated subject ids (default: all licence-clear)", many="comma"))
     extra_faces: Path | None = field(default=None, metadata=option(
         "folder of extra face photos; every face found becomes a subject (opt-in licence)"))
+    morphs: bool = field(default=False, metadata=option(
+        "add a morph of every pair of real stills as a subject (its parents recorded with it)"))
+    reshapes: int = field(default=0, metadata=option(
+        "add this many reshaped variants (features moved, skin retoned) of every real still as subjects"))
     workers: int = field(default=min(2, os.cpu_count() or 1), metadata=option("render processes"))
     fields: str = field(default="mixed", metadata=option(
         "AU fields: 'mixed' uses py-feat's where right (research-only terms), 'own' only ours (MIT)",
@@ -63,8 +69,9 @@ class SynthConfig:
             raise ConfigError(f"--clips {self.clips}: write at least one clip")
         if self.seed < 0:
             raise ConfigError(f"--seed {self.seed}: use 0 or more")
-        if not 0 < r.min_px <= r.max_px:
-            raise ConfigError(f"--min-px {r.min_px} / --max-px {r.max_px}: need 0 < min <= max (crop pixels)")
+        if not 0 < r.min_fw <= r.max_fw < 0.2:
+            raise ConfigError(f"--min-fw {r.min_fw} / --max-fw {r.max_fw}: need 0 < min <= max < 0.2 "
+                              "(shares of the face width: 0.01 is 1 %)")
         if not 0 < r.min_me_s <= r.max_me_s:
             raise ConfigError(f"--min-me-s {r.min_me_s} / --max-me-s {r.max_me_s}: need 0 < min <= max seconds")
         if r.fps < 5 or r.min_me_s * r.fps < 2:
@@ -72,6 +79,8 @@ class SynthConfig:
         if r.min_clip_s < r.max_me_s + 3 / r.fps or r.max_clip_s < r.min_clip_s:
             raise ConfigError(f"--min-clip-s {r.min_clip_s}: clips must outlast the longest ME ({r.max_me_s} s) "
                               "by a few frames, and --max-clip-s must not be shorter")
+        if not 0 <= self.reshapes <= 20:
+            raise ConfigError(f"--reshapes {self.reshapes}: use 0 to 20 variants per still")
         if self.workers < 1:
             raise ConfigError(f"--workers {self.workers}: use 1 or more")
         if self.fields not in FIELD_SETS:
@@ -96,8 +105,10 @@ class Synthesizer:
         self.config = config
         self.bank, self.triangles = load_field_bank(config.fields)
         self.dropped: list[str] = []  # extra faces too turned to use
-        self.tracks: list[FaceTrack] = sorted(load_tracks(config.subjects, config.extra_faces, dropped=self.dropped),
-                                              key=lambda t: t.info.subject)
+        real = load_tracks(config.subjects, config.extra_faces, dropped=self.dropped)
+        self.tracks: list[FaceTrack] = sorted(
+            with_derived(real, self.bank.face.points, self.triangles, config.morphs, config.reshapes, seed=0),
+            key=lambda t: t.info.subject)
         self._geometry = {t.info.subject: FrameGeometry(t, self.bank, self.triangles) for t in self.tracks}
 
     def write_clip(self, index: int) -> dict[str, object]:
@@ -119,8 +130,9 @@ class Synthesizer:
         return {"subject": track.info.subject, "clip_id": clip_id, "label": label, "onset": plan.onset + 1,
                 "apex": plan.apex + 1, "offset": plan.offset + 1, "fps": plan.fps, "frames": plan.n_frames,
                 "aus": "" if label == "none" else "+".join(au.removeprefix("AU").lstrip("0") for au, _ in plan.aus),
-                "peak_px": round(clip.peak_px, 3), "duration_s": round(plan.duration_s, 4),
-                "blink": int(plan.blink is not None), "source": track.info.source,
+                "peak_fw": round(clip.peak_fw, 5), "peak_px": round(clip.peak_px, 3),
+                "duration_s": round(plan.duration_s, 4), "blink": int(plan.blink is not None),
+                "occluder": plan.occluder.kind if plan.occluder else "", "source": track.info.source,
                 "source_frame": int(clip.source_index[0]), "seed": seed}
 
 
@@ -222,9 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     print("per class:   " + ", ".join(f"{k} {by_class[k]}" for k in SYNTHETIC_CLASSES))
     by_subject = Counter(str(r["subject"]) for r in rows)
     print("per subject: " + ", ".join(f"{k} {v}" for k, v in sorted(by_subject.items())))
-    peaks = [float(r["peak_px"]) for r in rows if r["label"] != "none"]
+    peaks = [100 * float(r["peak_fw"]) for r in rows if r["label"] != "none"]
     if peaks:
-        print(f"peak motion (crop px): min {min(peaks):.2f}, median {np.median(peaks):.2f}, max {max(peaks):.2f}")
+        print(f"peak motion (% of the face width): min {min(peaks):.2f}, median {np.median(peaks):.2f}, "
+              f"max {max(peaks):.2f}")
     return 0
 
 

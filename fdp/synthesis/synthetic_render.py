@@ -1,9 +1,10 @@
 """Render a `ClipPlan` on a real face: AU fields mapped onto the face, clamped, warped, drifted, lit and noised.
 
 The AU field lives in the canonical frame; a 3D similarity fitted to each source frame's landmarks and MediaPipe
-depth carries it onto the face, in perspective for turned heads (shared/notes/au-to-mesh.md §4-5). Its size is set
-at the aligned-crop scale the model sees (crop_size and eye_distance of `AlignerSettings`), converted with the scale
-of the very transform `fdp.align` will cut the face with.
+depth carries it onto the face, in perspective for turned heads (shared/notes/au-to-mesh.md §4-5). Its size is a
+share of the face width (`fdp.align.face_width`), so it means the same at every source and crop size; the manifest
+also gives it at the aligned-crop scale the model sees, converted with the scale of the very transform `fdp.align`
+will cut the face with.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fdp.align import EYE_CORNERS, estimate_matrix
+from fdp.align import EYE_CORNERS, estimate_matrix, face_width
 from fdp.config import AlignerSettings
 from fdp.synthesis import warp
 from fdp.synthesis.au_definitions import BLINK_PAIRS, EYE_PAIRS, LIP_PAIRS
 from fdp.synthesis.au_fields import AUFieldBank
 from fdp.synthesis.clip_plan import ClipPlan, blink_envelope, drift_at, gain_at, me_envelope
 from fdp.synthesis.face_sources import FaceTrack
+from fdp.synthesis.occluders import lay_over, occluder_layer
 
 ME_EYE_CLOSING = 0.6  # a micro-expression may narrow an eye by at most this share of its own aperture
 ME_LIP_CLOSING = 0.9
@@ -38,6 +40,18 @@ class RenderedClip:
     source_index: np.ndarray  # (n,) source frame per output frame
     crop_scale: float  # aligned-crop pixels per source pixel
     peak_px: float  # largest AU vertex motion over the clip, crop pixels
+    peak_fw: float  # the same, a share of the face width at the apex
+
+
+def expression_field(bank: AUFieldBank, aus: dict[str, float], weak_side: str = "left",
+                     side_scale: float = 1.0) -> np.ndarray:
+    """(478, 3) field of an AU mix with the image side `weak_side` moving by `side_scale` of the other (smoothly
+    across the midline: real expressions are rarely symmetric), scaled so its largest in-plane motion is 1."""
+    field = bank.combine(aus)
+    if side_scale != 1.0:
+        u = bank.face.points[:, 0] * (-1.0 if weak_side == "left" else 1.0)
+        field = field * (1.0 - (1.0 - side_scale) * np.clip(0.5 + 5.0 * u, 0.0, 1.0))[:, None]
+    return field / max(float(np.linalg.norm(field[:, :2], axis=1).max()), 1e-12)
 
 
 def eye_centre_distance(points: np.ndarray) -> float:
@@ -157,16 +171,17 @@ def render_clip(plan: ClipPlan, track: FaceTrack, bank: AUFieldBank, triangles: 
     crop_scale = crop_scale_of(first, settings)
     centre, out_size = face_region(first, track.frames.shape[1:3], track.others, plan.region_factor)
 
-    me_field = bank.combine(dict(plan.aus))
-    me_field /= max(float(np.linalg.norm(me_field[:, :2], axis=1).max()), 1e-12)
+    me_field = expression_field(bank, dict(plan.aus), plan.weak_side, plan.side_scale)
     blink_field = bank.fields["AU43"]
     me_amp, blink_amp = me_envelope(plan), blink_envelope(plan)
 
     # canonical amplitude so the clamped apex reaches the requested peak at crop scale
     sim, _, down = geometry.at(sources[plan.apex])
     apex_points = np.asarray(track.points[sources[plan.apex]], np.float64)
-    amplitude = fit_amplitude(me_field, sim, apex_points, down, plan.peak_px, crop_scale)
+    amplitude = fit_amplitude(me_field, sim, apex_points, down, plan.peak_fw * face_width(apex_points))
 
+    light = light_map(out_size, *plan.light)[..., None] * np.asarray(plan.tint, np.float32)
+    layers: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # occluder per source frame
     frames, me_deltas, totals = [], [], []
     for i, source in enumerate(sources):
         sim, raster, down = geometry.at(int(source))
@@ -180,12 +195,27 @@ def render_clip(plan: ClipPlan, track: FaceTrack, bank: AUFieldBank, triangles: 
         t_s = i / plan.fps
         affine = _out_to_source(plan, centre, out_size, crop_scale, t_s)
         image = warp.warp_frame(np.asarray(track.frames[source]), affine, out_size, raster, total)
+        if plan.occluder is not None:
+            if int(source) not in layers:
+                layers[int(source)] = occluder_layer(plan.occluder, np.asarray(track.frames[source]), points)
+            image = lay_over(image, *layers[int(source)], affine)
+        if plan.light[1] > 0 or plan.tint != (1.0, 1.0, 1.0):
+            image = np.clip(image * light, 0, 255).astype(np.uint8)
         frames.append(_photometric(image, plan, t_s, i))
         me_deltas.append(me)
         totals.append(total)
     me_delta = np.stack(me_deltas)
-    peak = float(np.linalg.norm(me_delta, axis=2).max()) * crop_scale
-    return RenderedClip(frames, me_delta, np.stack(totals), sources, crop_scale, peak)
+    peak = float(np.linalg.norm(me_delta, axis=2).max())
+    return RenderedClip(frames, me_delta, np.stack(totals), sources, crop_scale, peak * crop_scale,
+                        peak / face_width(apex_points))
+
+
+def light_map(size: int, direction: float, strength: float) -> np.ndarray:
+    """(size, size) float32 gain of a light from one side: 1 + strength at that edge, 1 - strength at the other.
+    Fixed in the frame, as a lamp is: a face that drifts moves through it."""
+    grid = (np.arange(size, dtype=np.float32) - (size - 1) / 2.0) / max((size - 1) / 2.0, 1.0)
+    gx, gy = np.meshgrid(grid, grid)
+    return (1.0 + strength * (np.cos(direction) * gx + np.sin(direction) * gy)).astype(np.float32)
 
 
 def _photometric(image: np.ndarray, plan: ClipPlan, t_s: float, index: int) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from fdp.errors import ConfigError
 from fdp.synthesis.au_definitions import OWN_FIELDS
-from fdp.synthesis.clip_plan import CLASS_RECIPES
+from fdp.synthesis.clip_plan import CLASS_RECIPES, log_uniform, uneven_weights
 
 NUISANCES: tuple[str, ...] = ("blink", "talk", "head", "light", "macro")
 PRESETS: tuple[str, ...] = ("one_me", "blinks", "talk", "macro", "nothing")
@@ -259,20 +259,13 @@ def script_from_dict(record: dict[str, Any]) -> VideoScript:
 # ----------------------------------------------------------------------------------------------- drawing items
 
 
-def _uneven_weights(rng: np.random.Generator, aus: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
-    """One AU at weight 1, the others weaker and unequal, so no recipe always looks the same."""
-    weights = rng.uniform(0.35, 0.85, len(aus))
-    weights[rng.integers(len(aus))] = 1.0
-    return tuple((au, round(float(w), 3)) for au, w in zip(aus, weights))
-
-
 def draw_me(rng: np.random.Generator, onset_s: float, length_s: float | None = None) -> MicroExpression:
     """A random micro-expression starting at onset_s: class, recipe, timing, size and asymmetry."""
     label = ME_LABELS[rng.integers(len(ME_LABELS))]
     recipes = CLASS_RECIPES[label]
-    aus = _uneven_weights(rng, recipes[rng.integers(len(recipes))])
+    aus = uneven_weights(rng, recipes[rng.integers(len(recipes))])
     length = float(rng.uniform(MIN_ME_S, MAX_ME_S)) if length_s is None else length_s
-    peak_fw = math.exp(rng.uniform(math.log(0.005), math.log(0.03)))  # as many subtle ones as clear ones
+    peak_fw = log_uniform(rng, 0.005, 0.03)
     return MicroExpression(label, aus, round(onset_s, 4), round(onset_s + rng.uniform(0.3, 0.6) * length, 4),
                            round(onset_s + length, 4), round(peak_fw, 5), ("left", "right")[rng.integers(2)],
                            round(float(rng.uniform(0.6, 1.0)), 3))
@@ -301,7 +294,7 @@ def draw_macro(rng: np.random.Generator, start_s: float, duration_s: float) -> M
     label = ("smile", "frown")[rng.integers(2)]
     recipes = MACRO_RECIPES[label]
     rise, fall = (float(rng.uniform(0.5, min(1.0, 0.4 * duration_s))) for _ in range(2))
-    return MacroExpression(label, _uneven_weights(rng, recipes[rng.integers(len(recipes))]), round(start_s, 4),
+    return MacroExpression(label, uneven_weights(rng, recipes[rng.integers(len(recipes))]), round(start_s, 4),
                            round(rise, 4), round(duration_s - rise - fall, 4), round(fall, 4),
                            round(float(rng.uniform(0.04, 0.08)), 4))
 

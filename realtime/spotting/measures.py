@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fdp.align import BLENDSHAPE_NAMES, FaceLandmarks, align_crop, transform_points
+from fdp.align import BLENDSHAPE_NAMES, FaceLandmarks, align_crop, face_width, transform_points
 from fdp.config import AlignerSettings
 from realtime.spotting.regions import (
     EYE_CORNER_PAIRS,
@@ -24,7 +24,6 @@ from realtime.spotting.regions import (
     LID_PAIRS,
     LIP_GAP,
     REGION_NAMES,
-    face_width,
     region_motion,
 )
 

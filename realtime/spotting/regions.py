@@ -29,7 +29,6 @@ REGIONS: dict[str, tuple[int, ...]] = {
 }
 REGION_NAMES: tuple[str, ...] = tuple(REGIONS)
 STABLE = (168, 6, 197, 195, 5, 127, 356, 162, 389, 234, 454, 10)  # nasal bridge, temples, outline, hairline
-FACE_OUTLINE = (234, 454)  # the widest points of the face outline: face width, the unit every motion is stated in
 
 BLINK_REGIONS = ("eye_l", "eye_r", "brow_l", "brow_r")  # a blink or a glance drags the skin up to the brows
 TALKING_REGIONS = ("mouth_l", "mouth_r", "lips", "chin", "cheek_l", "cheek_r")
@@ -37,12 +36,6 @@ LID_PAIRS = (((159, 145), (158, 153), (160, 144)), ((386, 374), (385, 380), (387
 EYE_CORNER_PAIRS = ((33, 133), (362, 263))
 IRIS_CENTRES = (468, 473)  # image-left, image-right eye
 LIP_GAP = (13, 14)  # inner upper and lower lip, mid-line
-
-
-def face_width(points: np.ndarray) -> float:
-    """Distance between the face-outline extremes, in the points' pixels."""
-    a, b = FACE_OUTLINE
-    return float(np.linalg.norm(points[b] - points[a]))
 
 
 def region_motion(flow: np.ndarray, points: np.ndarray, smooth_px: int = 3) -> np.ndarray:
