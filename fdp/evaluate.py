@@ -7,9 +7,9 @@
 Reports accuracy, UF1, UAR and weighted F1 (`fdp.metrics`) per fold (or per subject) and pooled: pooled metrics
 are computed on the concatenation of every fold's test predictions (MEGC's composite scores), and the mean over
 folds is shown beside them. Writes summary.json, summary.md and confusion.png (pooled) into the run folder, or
-evaluation.json, evaluation.md and confusion.png into --out. Every report names its model-selection rule in its
-title, and a run that selected epochs on its test subjects says SELECT-ON-TEST in the JSON, the Markdown and the
-plot, because its numbers are optimistic.
+evaluation.json (with every clip's prediction), evaluation.md and confusion.png into --out. Every report names its
+model-selection rule in its title, and a run that selected epochs on its test subjects says SELECT-ON-TEST in the
+JSON, the Markdown and the plot, because its numbers are optimistic.
 """
 
 from __future__ import annotations
@@ -104,6 +104,10 @@ def evaluate_checkpoint(config: EvaluateConfig) -> dict[str, Any]:
                         f"{' + '.join(config.datasets)}, {setting.name}", protocol_line=f"checkpoint evaluation, "
                         f"{len(groups)} subjects", group_label="subject", selection=selection, notes=notes)
     summary["checkpoint"] = str(checkpoint)
+    summary["predictions"] = [  # per clip, so a report can slice them (e.g. by expression size)
+        {"dataset": i.clip.dataset, "subject": i.clip.subject, "clip_id": i.clip.clip_id, "true": int(t),
+         "pred": int(p), "probs": [round(float(x), 5) for x in probs]}
+        for i, t, p, probs in zip(items, found.y_true, found.y_pred, found.probs)]
     write_json(out / "evaluate_config.json", dataclasses.asdict(config))
     return write_summary(summary, out, "evaluation")
 

