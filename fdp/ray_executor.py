@@ -82,7 +82,7 @@ class RayFoldExecutor:
     is put in the object store once. Ray's own retries are off: `run_folds` decides what is tried again."""
 
     def __init__(self, config: TrainConfig, data: FoldData) -> None:
-        self._ray = import_ray(local=config.ray_address is None)
+        self._ray = import_ray(local=False)  # imported by ray_session already
         self._config = config
         self._data = self._ray.put(data)
         self._remote = self._ray.remote(_train_fold).options(num_cpus=config.fold_cpus,

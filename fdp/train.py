@@ -110,13 +110,13 @@ def _train(config: TrainConfig, progress: bool) -> dict[str, Any]:
                   + (f"; left out: {', '.join(f'{k} {v}' for k, v in counts.excluded.items())}"
                      if counts.excluded else ""))
     model_config = preset(config.preset, class_names=setting.class_names, window_s=config.window_s)
-    ray = config.executor == "ray"
-    if ray:
+    on_ray = config.executor == "ray"
+    if on_ray:
         from fdp.ray_executor import RayFoldExecutor, align_on_ray
     report, crops = preprocess_clips([c for c, _ in pairs], model_config.aligner, cache_dir=config.cache_dir,
                                      landmarker=config.landmarker, window_s=config.window_s,
                                      length_jitter=config.length_jitter, workers=config.align_workers,
-                                     run_jobs=align_on_ray if ray else None, progress=progress, log=console.print)
+                                     run_jobs=align_on_ray if on_ray else None, progress=progress, log=console.print)
     console.print(report.summary())
     usable = [(clip, label) for clip, label in pairs if clip_key(clip) in crops]
     if not usable:
@@ -138,8 +138,9 @@ def _train(config: TrainConfig, progress: bool) -> dict[str, Any]:
             continue
         tasks.append(FoldTask(fold, folder, fold_seed(config.seed, fold)))
     data = FoldData(usable, crops, setting, model_config)
-    executor = RayFoldExecutor(config, data) if ray else SerialFoldExecutor(config, data, console, progress)
-    failed = run_folds(executor, tasks, console, progress) if tasks else []
+    executor = RayFoldExecutor(config, data) if on_ray else SerialFoldExecutor(config, data, console, progress)
+    # the bar over folds on Ray; a serial fold shows its own bar over steps instead (rich before 14 allows one)
+    failed = run_folds(executor, tasks, console, progress and on_ray) if tasks else []
     summary: dict[str, Any] = {"protocol": protocol}
     if config.train_all and not failed:
         console.print(f"trained on every subject; evaluate {fold_dir(config.out, chosen[0], True)}/"
