@@ -18,12 +18,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fdp.align import face_width
 from fdp.config import AlignerSettings
 from fdp.errors import ConfigError, VideoError
 from fdp.io import atomic_write
 
 CACHE_VERSION = "fdp-synthetic-faces/4"
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp"}
+MAX_FACE_PX = 256  # face width a still is scaled down to: twice what a 128 px aligned crop shows of it
 _MAX_YAW_RATIO = 3.0  # nose-to-cheek distance ratio (about 40 degrees of yaw) past which the mesh folds
 
 
@@ -241,8 +243,17 @@ def subject_slug(text: str) -> str:
 
 
 def still_tracks(info: SourceInfo, image: np.ndarray, cache: Path, max_faces: int) -> list[FaceTrack]:
-    """One track per face the aligner finds in a photo (a group photo's faces get `_1`, `_2`, ... subjects)."""
+    """One track per face the aligner finds in a photo (a group photo's faces get `_1`, `_2`, ... subjects).
+
+    A photo whose largest face is wider than MAX_FACE_PX is scaled down first (and its faces found again): the
+    aligned crop keeps a fraction of that, and every synthetic frame would otherwise be warped and written at
+    full size for nothing."""
     faces = _detect_still(image, cache, max_faces)
+    widest = max((face_width(f[:, :2]) for f in faces), default=0.0)
+    if widest > MAX_FACE_PX:
+        scale = MAX_FACE_PX / widest
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        faces = _detect_still(image, cache, max_faces)
     centres = faces[:, :468, :2].mean(axis=1) if len(faces) else np.zeros((0, 2))
     tracks = []
     for index, points in enumerate(faces):

@@ -26,6 +26,8 @@ from fdp.synthesis.occluders import lay_over, occluder_layer
 
 ME_EYE_CLOSING = 0.6  # a micro-expression may narrow an eye by at most this share of its own aperture
 ME_LIP_CLOSING = 0.9
+MAX_OUTPUT_FACE_PX = 160  # clip frames show the face at most this wide: what webcams give, and far more than the
+# 59 px of a 64 px crop (a larger face costs warp, noise and JPEG time per frame for nothing the model sees)
 RASTER_EYE_PX = 50  # one raster step per this many pixels of eye distance: same accuracy at every face size
 _REFINE_STEPS = 3  # rescale rounds so the clamped apex still reaches the requested peak
 
@@ -155,11 +157,13 @@ def view_affine(centre: np.ndarray, out_size: int, zoom: float, rotation_deg: fl
     return np.c_[linear, shift]
 
 
-def _out_to_source(plan: ClipPlan, centre: np.ndarray, out_size: int, crop_scale: float, t_s: float) -> np.ndarray:
-    """(2, 3) affine from output pixels to source pixels: crop, zoom, rotation, flip, head drift."""
+def _out_to_source(plan: ClipPlan, centre: np.ndarray, out_size: int, crop_scale: float, t_s: float,
+                   resolution: float) -> np.ndarray:
+    """(2, 3) affine from output pixels to source pixels: crop, zoom (times `resolution`, output px per source px
+    of the unzoomed view), rotation, flip, head drift."""
     dx, dy, d_rot, d_scale = drift_at(plan, t_s)
-    return view_affine(centre, out_size, plan.scale * (1.0 + d_scale), plan.rotation_deg + d_rot, plan.flip,
-                       np.array([dx, dy]) / crop_scale)
+    return view_affine(centre, out_size, resolution * plan.scale * (1.0 + d_scale), plan.rotation_deg + d_rot,
+                       plan.flip, np.array([dx, dy]) / crop_scale)
 
 
 def render_clip(plan: ClipPlan, track: FaceTrack, bank: AUFieldBank, triangles: np.ndarray,
@@ -170,6 +174,8 @@ def render_clip(plan: ClipPlan, track: FaceTrack, bank: AUFieldBank, triangles: 
     first = np.asarray(track.points[sources[0]], np.float64)
     crop_scale = crop_scale_of(first, settings)
     centre, out_size = face_region(first, track.frames.shape[1:3], track.others, plan.region_factor)
+    resolution = min(1.0, MAX_OUTPUT_FACE_PX / face_width(first))  # a big face is written smaller
+    out_size = max(16, round(out_size * resolution))
 
     me_field = expression_field(bank, dict(plan.aus), plan.weak_side, plan.side_scale)
     blink_field = bank.fields["AU43"]
@@ -193,7 +199,7 @@ def render_clip(plan: ClipPlan, track: FaceTrack, bank: AUFieldBank, triangles: 
             blink = blink_delta(sim.vectors(blink_field)[:, :2], points + me, down, blink_amp[i])
         total = clamped(points, me + blink, down, 1.0, 1.0)
         t_s = i / plan.fps
-        affine = _out_to_source(plan, centre, out_size, crop_scale, t_s)
+        affine = _out_to_source(plan, centre, out_size, crop_scale, t_s, resolution)
         image = warp.warp_frame(np.asarray(track.frames[source]), affine, out_size, raster, total)
         if plan.occluder is not None:
             if int(source) not in layers:
