@@ -19,7 +19,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fdp.datasets.folds import Fold
 from fdp.errors import first_line
-from fdp.fold_runner import FoldData, FoldResult, compute_fold, fold_line, write_fold, write_fold_error
+from fdp.fold_runner import (
+    STATE_NAME,
+    FoldData,
+    FoldResult,
+    compute_fold,
+    fold_line,
+    write_fold,
+    write_fold_error,
+)
 from fdp.train_config import TrainConfig
 
 ATTEMPTS = 2  # a failed fold is tried once more: a lost worker or a full GPU may not fail twice
@@ -60,7 +68,8 @@ class FoldExecutor(Protocol):
 
 
 class SerialFoldExecutor:
-    """Each fold in this process, in the order submitted, with its per-epoch lines and step bar."""
+    """Each fold in this process, in the order submitted, with its per-epoch lines and step bar; a fold cut off
+    mid-way resumes after its last finished epoch (its state is kept in the fold's folder)."""
 
     def __init__(self, config: TrainConfig, data: FoldData, console: Console, progress: bool) -> None:
         self._config, self._data, self._console, self._progress = config, data, console, progress
@@ -72,7 +81,8 @@ class SerialFoldExecutor:
     def next_finished(self) -> tuple[FoldTask, FoldResult | FoldFailure]:
         task = self._queue.popleft()
         try:
-            return task, compute_fold(self._config, self._data, task.fold, task.seed, self._console, self._progress)
+            return task, compute_fold(self._config, self._data, task.fold, task.seed, self._console, self._progress,
+                                      state_path=task.folder / STATE_NAME)
         except Exception as error:  # reported as the fold's failure; Ctrl-C (not an Exception) still stops the run
             return task, FoldFailure.of(error)
 

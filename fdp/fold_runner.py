@@ -43,6 +43,7 @@ FOLD_FORMAT = "fdp-live/fold/1"
 CHECKPOINT_NAME = "checkpoint.safetensors"
 METRICS_NAME = "metrics.json"
 ERROR_NAME = "error.txt"
+STATE_NAME = "training_state.safetensors"  # the state after the last finished epoch, while a fold trains
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,8 +90,9 @@ class FoldResult:
 
 
 def compute_fold(config: TrainConfig, data: FoldData, fold: Fold, seed: int, console: Console,
-                 progress: bool = True) -> FoldResult:
-    """Train and test one fold; returns its checkpoint and metrics record, writing nothing."""
+                 progress: bool = True, state_path: Path | None = None) -> FoldResult:
+    """Train and test one fold; returns its checkpoint and metrics record, writing nothing but, with
+    `state_path`, the state after each epoch that lets a cut-off fold resume there (`fdp.training_state`)."""
     train, val, test = (data.items(part) for part in fold.split(data.clips, subject=lambda pair: subject_key(pair[0])))
     if len(train) < 2 or (not test and fold.test):
         raise ConfigError(f"fold {fold.index} ({fold.name}): {len(train)} training and {len(test)} test clips; "
@@ -116,8 +118,10 @@ def compute_fold(config: TrainConfig, data: FoldData, fold: Fold, seed: int, con
             bar.update(task, note=f"epoch {record.epoch}")
             console.print(line + f" | {record.seconds:.1f} s")
 
+        if state_path is not None and state_path.is_file():
+            console.print(f"fold {fold.index} ({fold.name}): resuming from {state_path} if it matches this run")
         outcome = train_fold(data.model_config, train, val, test, settings, seed,
-                             on_step=lambda: bar.advance(task), on_epoch=on_epoch)
+                             on_step=lambda: bar.advance(task), on_epoch=on_epoch, state_path=state_path)
     metrics = score(outcome.test.y_true, outcome.test.y_pred, len(names)).to_dict()
     label = SELECTION_RULES[outcome.selection_rule]
     metadata = fold_metadata(fold, data.setting, outcome.selection_rule, label, outcome.selected_epoch, metrics,

@@ -9,13 +9,16 @@ Each fold writes `folds/<fold>/checkpoint.safetensors` and then `folds/<fold>/me
 metrics.json exists is finished and skipped when the run is started again (resume), and `--folds` runs a subset,
 so the folds of one protocol can be spread over machines that share (or later merge) the `--out` folder, or run as
 Ray tasks on a cluster (`--executor ray`, `fdp.ray_executor`), which send every fold's outputs back here. A failed
-fold is tried once more, then reported while the others go on. The run ends by pooling every finished fold
-(`fdp.reporting`). Epochs are selected on validation subjects drawn from the
-training subjects; `--select-on-test` selects on the test subject instead, and every output says so.
+fold is tried once more, then reported while the others go on. A serial fold keeps its state after every epoch
+(`fdp.training_state`), so a run cut off mid-fold resumes at the next epoch with the same result. The run ends
+by pooling every finished fold (`fdp.reporting`). Epochs are selected on validation subjects drawn from the
+training subjects (or named with `--val-subjects`); `--select-on-test` selects on the test subject instead, and
+every output says so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from contextlib import nullcontext
 from pathlib import Path
@@ -39,7 +42,7 @@ def plan_folds(config: TrainConfig, clips: list[Any]) -> tuple[list[Fold], list[
     keys = subjects_of(clips)
     if config.train_all or config.holdout_subjects:
         fold = holdout_fold(keys, match_subjects(config.holdout_subjects, keys), val_fraction=config.val_fraction,
-                            seed=config.seed)
+                            seed=config.seed, val=match_subjects(config.val_subjects, keys))
         return [fold], [fold]
     folds = leave_one_subject_out(clips, val_fraction=config.val_fraction, seed=config.seed)
     if not config.folds:
@@ -110,6 +113,9 @@ def _train(config: TrainConfig, progress: bool) -> dict[str, Any]:
                   + (f"; left out: {', '.join(f'{k} {v}' for k, v in counts.excluded.items())}"
                      if counts.excluded else ""))
     model_config = preset(config.preset, class_names=setting.class_names, window_s=config.window_s)
+    if config.crop_size is not None:
+        model_config = model_config.replace(aligner=dataclasses.replace(model_config.aligner,
+                                                                        crop_size=config.crop_size))
     on_ray = config.executor == "ray"
     if on_ray:
         from fdp.ray_executor import RayFoldExecutor, align_on_ray

@@ -61,6 +61,11 @@ class TrainConfig:
         "pick each fold's epoch on its TEST subject (the published habit; optimistic; labelled)"))
     holdout_subjects: tuple[str, ...] = field(default=(), metadata=option(
         "comma-separated test subjects of one split, instead of leave-one-subject-out", many="comma"))
+    val_subjects: tuple[str, ...] = field(default=(), metadata=option(
+        "comma-separated validation subjects of that split (with --holdout-subjects or --train-all), instead of "
+        "a random --val-fraction: e.g. the identities a synthetic set kept apart with --isolate", many="comma"))
+    crop_size: int | None = field(default=None, metadata=option(
+        "aligned crop side in pixels (default: the preset's; a multiple of 32 for `live`)"))
     train_all: bool = field(default=False, metadata=option(
         "train one model on every subject (no test split); evaluate it with fdp.evaluate"))
     folds: tuple[str, ...] = field(default=(), metadata=option(
@@ -105,6 +110,11 @@ class TrainConfig:
         if self.train_all and (self.holdout_subjects or self.folds or self.select_on_test):
             raise ConfigError("--train-all trains one model on every subject: it does not combine with "
                               "--holdout-subjects, --folds or --select-on-test")
+        if self.val_subjects and not (self.train_all or self.holdout_subjects):
+            raise ConfigError("--val-subjects fixes the validation subjects of one split: add --holdout-subjects "
+                              "or --train-all (leave-one-subject-out draws each fold's own with --val-fraction)")
+        if self.crop_size is not None and self.crop_size < 16:
+            raise ConfigError(f"--crop-size {self.crop_size}: use 16 or more pixels")
         if self.holdout_subjects and self.folds:
             raise ConfigError("--folds selects leave-one-subject-out folds; it does not combine with "
                               "--holdout-subjects")

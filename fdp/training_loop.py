@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from fdp.errors import ConfigError
 from fdp.losses import LossWeights, fdp_loss
 from fdp.metrics import score
 from fdp.model import FDP
+from fdp.training_state import ResumePoint, fingerprint, load_state, save_state
 
 SELECTION_RULES: dict[str, str] = {
     "val-uf1": "best validation UF1 (validation subjects held out from training; ties go to the lower "
@@ -161,10 +163,18 @@ def _optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.
                               {"params": plain, "weight_decay": 0.0}], lr=lr)
 
 
+def _identity(items: Sequence[ClipItem]) -> list[tuple[str, str, str, int]]:
+    return [(i.clip.dataset, i.clip.subject, i.clip.clip_id, i.label) for i in items]
+
+
 def train_fold(config: ModelConfig, train: Sequence[ClipItem], val: Sequence[ClipItem], test: Sequence[ClipItem],
                settings: LoopSettings, seed: int, on_step: Callable[[], None] | None = None,
-               on_epoch: Callable[[EpochRecord], None] | None = None) -> FoldOutcome:
-    """Train a fresh model on `train`, select an epoch by the rule the settings imply, predict `test`."""
+               on_epoch: Callable[[EpochRecord], None] | None = None,
+               state_path: Path | None = None) -> FoldOutcome:
+    """Train a fresh model on `train`, select an epoch by the rule the settings imply, predict `test`.
+
+    With `state_path`, the state after every epoch is kept there (`fdp.training_state`) and a run cut off earlier
+    with the same settings and data continues after its last finished epoch; the file goes once the fold is done."""
     started = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -190,7 +200,19 @@ def train_fold(config: ModelConfig, train: Sequence[ClipItem], val: Sequence[Cli
     best_key: tuple[float, float] | None = None
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch = settings.epochs
-    for epoch in range(1, settings.epochs + 1):
+    first_epoch = 1
+    state_key = fingerprint(config.to_dict(), repr(settings), seed, _identity(train), _identity(val), _identity(test))
+    point = load_state(state_path, state_key) if state_path is not None else None
+    if point is not None:
+        model.load_state_dict(point.model)
+        optimizer.load_state_dict(point.optimizer)
+        schedule.load_state_dict(point.schedule)
+        rng.bit_generator.state = point.numpy_rng
+        torch.set_rng_state(point.torch_rng)
+        history = [EpochRecord(**record) for record in point.history]
+        best_key, best_state, best_epoch = point.best_key, point.best, point.best_epoch
+        first_epoch = point.epoch + 1
+    for epoch in range(first_epoch, settings.epochs + 1):
         epoch_start = time.perf_counter()
         model.train()
         loss_sum = ce_sum = correct = seen = 0.0
@@ -231,9 +253,16 @@ def train_fold(config: ModelConfig, train: Sequence[ClipItem], val: Sequence[Cli
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         record.seconds = time.perf_counter() - epoch_start
         history.append(record)
+        if state_path is not None:
+            save_state(state_path, state_key, ResumePoint(
+                epoch, model.state_dict(), best_state, optimizer.state_dict(), schedule.state_dict(),
+                dict(rng.bit_generator.state), torch.get_rng_state(), [asdict(r) for r in history], best_key,
+                best_epoch))
         if on_epoch is not None:
             on_epoch(record)
     if best_state is not None:
         model.load_state_dict(best_state)
     tested = predict(model, test, settings.window_s, device, settings.eval_batch_size)
+    if state_path is not None:
+        state_path.unlink(missing_ok=True)
     return FoldOutcome(model.eval(), rule, best_epoch, tested, time.perf_counter() - started, history)

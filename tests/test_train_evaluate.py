@@ -18,7 +18,7 @@ from builders import build_casme2
 
 from engines.factory import load_engine
 from fdp.assets import missing_assets
-from fdp.checkpoint import read_checkpoint_metadata
+from fdp.checkpoint import load_checkpoint, read_checkpoint_metadata
 from fdp.clip_batches import Augmentation, augment_clip, class_weights, epoch_order
 from fdp.config import preset
 from fdp.errors import ConfigError
@@ -317,3 +317,19 @@ def test_train_all_uses_every_subject_and_writes_one_checkpoint(casme2_root: Pat
     assert json.loads((out / "protocol.json").read_text())["protocol"] == "train-all"
     with pytest.raises(ConfigError, match="--train-all trains one model on every subject"):
         parse_args(train_args(casme2_root, out, cache_dir, "--train-all", "--folds", "0"))
+
+
+@needs_landmarker
+def test_train_all_with_fixed_validation_subjects_and_another_crop_size(casme2_root: Path, cache_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    out = tmp_path / "fixed"
+    assert train_main(train_args(casme2_root, out, cache_dir, "--train-all", "--val-subjects", "sub02",
+                                 "--crop-size", "64")) == 0
+    (record,) = _folds(out)
+    assert record["val_subjects"] == ["casme2/sub02"] and "casme2/sub02" not in record["subjects_used"]["train"]
+    assert record["selection"]["rule"] == "val-uf1" and len(record["subjects_used"]["train"]) == 3
+    model = load_checkpoint(out / "folds" / "all" / "checkpoint.safetensors")
+    assert model.config.image_size == 64 and model.config.name == "tiny"
+    assert not (out / "folds" / "all" / "training_state.safetensors").exists()  # a finished fold keeps no state
+    with pytest.raises(ConfigError, match="--val-subjects fixes the validation subjects of one split"):
+        parse_args(train_args(casme2_root, out, cache_dir, "--val-subjects", "sub02"))

@@ -126,10 +126,16 @@ def fold_subjects(tokens: Iterable[str], keys: Sequence[str]) -> tuple[str, ...]
     return tuple(chosen)
 
 
-def holdout_fold(keys: Sequence[str], test: Sequence[str], *, val_fraction: float, seed: int) -> Fold:
-    """Fold 0 of a fixed split: `test` subjects test (none: a model of every subject), the rest train or validate."""
+def holdout_fold(keys: Sequence[str], test: Sequence[str], *, val_fraction: float, seed: int,
+                 val: Sequence[str] = ()) -> Fold:
+    """Fold 0 of a fixed split: `test` subjects test (none: a model of every subject), the rest train or validate
+    (the `val` subjects if given, else a random `val_fraction` of them)."""
     rest = [k for k in keys if k not in set(test)]
     if not rest:
         raise ConfigError("--holdout-subjects leaves no subject to train on")
-    val = validation_subjects(rest, val_fraction, seed, 0)
+    if set(val) & set(test):
+        raise ConfigError(f"--val-subjects and --holdout-subjects share {', '.join(sorted(set(val) & set(test)))}")
+    if val and not [k for k in rest if k not in set(val)]:
+        raise ConfigError("--val-subjects leaves no subject to train on")
+    val = tuple(val) if val else validation_subjects(rest, val_fraction, seed, 0)
     return Fold(0, tuple(test), tuple(k for k in rest if k not in val), val)
