@@ -142,5 +142,9 @@ def test_training_data_statement_synthetic_only_says_it_never_saw_real_data():
     assert synthetic == ("trained on synthetic micro-expressions (action-unit motions warped onto real faces: "
                          "astronaut, grace_hopper); it has never seen a real micro-expression dataset and is not a "
                          "validated emotion reading")
+    derived = training_data_statement(["synthetic/astronaut", "synthetic/morph_astronaut_canon_man",
+                                       "synthetic/canon_man", "synthetic/canon_man_reshape1"])
+    assert derived.startswith("trained on synthetic micro-expressions (action-unit motions warped onto real faces: "
+                              "astronaut, canon_man; and 2 faces morphed or reshaped from them); it has never seen")
     real = training_data_statement(["casme2/sub01", "casme2/sub02", "samm/006"])
     assert real == "trained on CASME II (2 subjects) and SAMM (1 subject)"

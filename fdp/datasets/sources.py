@@ -75,8 +75,10 @@ def training_data_statement(subject_keys: Sequence[str]) -> str:
     parts = []
     for dataset, subjects in by_dataset.items():
         if dataset == SYNTHETIC:
-            parts.append(f"synthetic micro-expressions (action-unit motions warped onto real faces: "
-                         f"{', '.join(subjects)})")
+            real = [s for s in subjects if not (s.startswith("morph_") or "_reshape" in s)]
+            derived = len(subjects) - len(real)
+            parts.append(f"synthetic micro-expressions (action-unit motions warped onto real faces: {', '.join(real)}"
+                         + (f"; and {derived} faces morphed or reshaped from them" if derived else "") + ")")
         else:
             parts.append(f"{DATASETS[dataset].title} ({len(subjects)} subject{'s' * (len(subjects) != 1)})")
     statement = "trained on " + " and ".join(parts)
