@@ -208,3 +208,46 @@ def test_reference_is_never_a_frame_caught_mid_blink():
     assert choose_reference(recent, 19 / 30, 0.2).frame_index == 9  # 0.2 s back lands in the blink: before it
     assert choose_reference(recent, 19 / 30, 0.1).frame_index == 16  # 0.1 s back the eyes are open again
     assert choose_reference(recent, 5 / 30, 0.5) is None
+
+
+def push_all(frames: list[np.ndarray], fps: float = 30.0):
+    """Push frames from the stream's first frame (no rest before); return (intervals, refusals)."""
+    detector = IntervalDetector(SpotterSettings())
+    intervals, refusals = [], []
+    for i, values in enumerate(frames):
+        step = detector.push(i / fps, i, np.abs(values))
+        intervals += [step.interval] if step.interval else []
+        refusals += [step.refusal] if step.refusal else []
+    return intervals, refusals
+
+
+def test_running_baseline_warms_up_on_rest_not_on_a_head_turn_in_the_first_second():
+    """A turn filling half of the first second would set the resting spread of pose itself (median about 2
+    degrees, MAD about 1), and a later 4-degree turn that drags the mouth along would pass for an expression."""
+    rng = np.random.default_rng(0)
+    rest = [features() + rng.normal(0, 0.0002, len(FEATURE_NAMES)) for _ in range(40)]
+    turn = [features(pose_deg=p) for p in np.linspace(1.6, 3.6, 20)]
+    intervals, refusals = push_all(rest[:12] + turn + rest[12:20] + bump(9, 0.01, pose_deg=4.0) + rest[20:])
+    assert not intervals and [r.cause for r in refusals] == ["head motion"]
+
+
+def test_interval_closes_when_the_regions_that_moved_are_back_though_another_region_creeps():
+    """A brow raise comes back while slow drift holds the mouth 3 resting deviations off its reference (over
+    close_z, never open_z): the micro-expression is one interval, not an open one timed out as a macro."""
+    shape = np.sin(np.linspace(0, np.pi, 9)) ** 2
+    brows = [features({"brow_l": 0.001 + 0.01 * a, "brow_r": 0.001 + 0.01 * a, "mouth_l": 0.0025}) for a in shape]
+    creep = [features({"mouth_l": 0.0025})] * 30
+    intervals, refusals, start = run_detector(brows + creep)
+    assert not refusals and len(intervals) == 1
+    assert set(intervals[0].regions) == {"brow_l", "brow_r"} and intervals[0].offset_frame <= start + 9
+
+
+def test_lids_settling_just_after_a_blink_are_that_blink_not_an_expression():
+    """A blink ends as the spotter becomes ready (or a refusal ends mid-blink): the lids and brows still move
+    while the closure share is already under blink_min. A blink up to lid_tail_s before the onset explains them."""
+    rng = np.random.default_rng(0)
+    rest = [features() + rng.normal(0, 0.0002, len(FEATURE_NAMES)) for _ in range(60)]
+    blink = [features({"eye_l": 0.03, "eye_r": 0.03, "brow_l": 0.01}, blink=0.3)] * 4  # frames 25-28
+    tail = [features({"eye_l": v, "brow_l": v / 3}, blink=0.05) for v in (0.02, 0.02, 0.012, 0.006)]
+    intervals, refusals = push_all(rest[:25] + blink + tail + rest[25:])
+    assert not intervals and [r.cause for r in refusals] == ["blink"]

@@ -4,10 +4,11 @@ hysteresis, onset/apex/offset, and the rules that refuse what is not a micro-exp
 Each frame's features (`measures.compare` against a reference frame from `lag_s` earlier, frozen at the reference
 of the opening frame while an interval is open) become z-scores against the resting noise (a calibrated profile,
 or a running baseline of this stream's idle frames). An interval opens when some region moves `open_z` resting
-deviations (and at least `min_motion_fw` face widths) beyond rest, and closes when every region is back under
-`close_z`: back at the face it started from, which is what a micro-expression does and a macro-expression, a
-head turn or a new light does not do within half a second. The apex is the frame of largest motion; onset and
-offset are where the motion crosses `edge_share` of its peak on either side.
+deviations (and at least `min_motion_fw` face widths) beyond rest, and closes when every region that has moved
+that much since is back under `close_z`: back at the face it started from, which is what a micro-expression does
+and a macro-expression, a head turn or a new light does not do within half a second. (A region that never passed
+`open_z`, crept off the frozen reference by slow drift, does not hold the interval open.) The apex is the frame
+of largest motion; onset and offset are where the motion crosses `edge_share` of its peak on either side.
 
 An interval is refused, with its cause, when it lasts longer than `max_duration_s`, or when the face moves again
 within `confirm_s` of coming back (both: macro, a micro-looking step of a longer movement), when the head turned
@@ -15,9 +16,11 @@ within `confirm_s` of coming back (both: macro, a micro-looking step of a longer
 spotter is ready again as soon as the reference has caught up), when the whole face moved at once and evenly
 (global motion: an ME moves its own regions most, whatever it drags along), or when nothing remains once the
 regions a nuisance explains are set aside: the lids and brows during a blink or a glance, the mouth, lips, chin
-and cheeks while the jaw or lips move (talking). A nuisance also shakes the rest of the face a little (the
-landmarks it moves steer the alignment), so beside one, a region must also move `leak_share` of the nuisance's
-own motion to count.
+and cheeks while the jaw or lips move (talking). A blink or glance up to `lid_tail_s` before the onset counts
+too: the lids and brows still settle after the closure has fallen under `blink_min`, and an interval that opens
+then (after a warm-up or a refusal that ended mid-blink) is that blink's reopening. A nuisance also shakes the
+rest of the face a little (the landmarks it moves steer the alignment), so beside one, a region must also move
+`leak_share` of the nuisance's own motion to count.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class SpotterSettings:
     max_duration_s: float = 0.5  # onset to offset; longer is a macro-expression
     nuisance_z: float = 4.0
     blink_min: float = 0.15  # lid closure share (or blink blendshape rise) that counts as a blink
+    lid_tail_s: float = 0.2  # a blink or glance this long before an onset still explains lids and brows: they
+    # reopen and settle after the closure share has fallen under blink_min
     gaze_min: float = 0.04  # iris shift (eye widths) that counts as a glance
     jaw_min: float = 0.05  # jawOpen change that counts as talking
     lips_min_fw: float = 0.006  # lip gap change (face widths) that counts as talking
@@ -117,17 +122,35 @@ class DetectorStep:
     refusal: Refusal | None = None
 
 
+def nuisance_minimums(settings: SpotterSettings) -> np.ndarray:
+    """(len(FEATURE_NAMES),) the change of each nuisance feature that is an event by itself (a blink, a glance,
+    the jaw or lips moving, a head rotation, a light change); infinite for the regions."""
+    minimums = np.full(len(FEATURE_NAMES), np.inf)
+    for name, minimum in (("blink", settings.blink_min), ("gaze", settings.gaze_min), ("jaw", settings.jaw_min),
+                          ("lip_gap", settings.lips_min_fw), ("pose_deg", settings.head_min_deg),
+                          ("light", settings.light_min)):
+        minimums[_INDEX[name]] = minimum
+    return minimums
+
+
 class _RunningNoise:
-    """Resting noise learned from this stream's idle frames, at most BASELINE_RATE_HZ a second."""
+    """Resting noise learned from this stream's idle frames, at most BASELINE_RATE_HZ a second. The first estimate
+    (from `warmup_s` of frames, when nothing can yet be told from rest) takes no frame holding a nuisance event by
+    its absolute minimum: a head turn or a blink in the first second fills half of those frames, shifts the
+    median itself, and a later turn of that size no longer stands out (nor does the motion it drags along). Later,
+    over `baseline_s` of idle frames, the median and MAD shrug such frames off."""
 
     def __init__(self, settings: SpotterSettings) -> None:
         self.settings = settings
         self.samples: deque[tuple[float, np.ndarray]] = deque(maxlen=int(settings.baseline_s * BASELINE_RATE_HZ))
         self.noise: RestingNoise | None = None
         self._since_update = 0
+        self._minimums = nuisance_minimums(settings)
 
     def add(self, t_s: float, values: np.ndarray) -> None:
         if self.samples and t_s - self.samples[-1][0] < 1.0 / BASELINE_RATE_HZ:
+            return
+        if self.noise is None and (values >= self._minimums).any():
             return
         self.samples.append((t_s, values))
         self._since_update += 1
@@ -150,6 +173,8 @@ class IntervalDetector:
         self._quiet_since: float | None = None
         self._refractory = False
         self._candidate: SpottedInterval | None = None  # closed, waiting out confirm_s of rest
+        self._moved = np.zeros(N_REGIONS, bool)  # the regions that have moved in the open interval
+        self._lids: deque[tuple[float, float, float]] = deque()  # (t_s, blink, gaze) of every frame, warm-up too
 
     @property
     def noise(self) -> RestingNoise | None:
@@ -160,6 +185,9 @@ class IntervalDetector:
         return self._open_s is not None
 
     def push(self, t_s: float, frame_index: int, values: np.ndarray) -> DetectorStep:
+        self._lids.append((t_s, float(values[_INDEX["blink"]]), float(values[_INDEX["gaze"]])))
+        while self._lids and self._lids[0][0] < t_s - self._keep_s:
+            self._lids.popleft()
         noise = self.noise
         if noise is None:
             self.running.add(t_s, values)
@@ -171,17 +199,18 @@ class IntervalDetector:
         while self._history and self._history[0][0] < t_s - self._keep_s:
             self._history.popleft()
         if self._open_s is None:
-            moving = self._moving(z, values).any()
-            confirmed, refusal = self._confirm(t_s, moving)
+            moving = self._moving(z, values)
+            confirmed, refusal = self._confirm(t_s, moving.any())
             if self._refractory:
                 self._refractory = score >= s.close_z
-            elif moving:
-                self._open_s, self._quiet_since = t_s, None
+            elif moving.any():
+                self._open_s, self._quiet_since, self._moved = t_s, None, moving
                 return DetectorStep(score, True, None, refusal)
             if self.running is not None and not self._refractory and self._candidate is None:
                 self.running.add(t_s, values)
             return DetectorStep(score, False, confirmed, refusal)
-        if score < s.close_z:
+        self._moved = self._moved | self._moving(z, values)
+        if float(z[:N_REGIONS][self._moved].max()) < s.close_z:
             self._quiet_since = t_s if self._quiet_since is None else self._quiet_since
         else:
             self._quiet_since = None
@@ -267,6 +296,8 @@ class IntervalDetector:
             themselves; head motion and light, noisy at rest, are `_scene_change`)."""
             return bool(peak_values[_INDEX[name]] >= minimum)
 
+        lids_before = np.max([(b, g) for t, b, g in self._lids if onset_s - s.lid_tail_s <= t <= onset_s] or
+                             [(0.0, 0.0)], axis=0)  # a blink just before: the interval is its reopening
         cause = self._scene_change(peak_z, peak_values)
         if cause is not None:
             return None, Refusal(cause, onset_s, offset_s)
@@ -278,8 +309,8 @@ class IntervalDetector:
         explained: list[str] = []
         masked = np.zeros(N_REGIONS, bool)
         for cause, regions, happened in (
-                ("blink", BLINK_REGIONS, flagged("blink", s.blink_min)),
-                ("glance", BLINK_REGIONS, flagged("gaze", s.gaze_min)),
+                ("blink", BLINK_REGIONS, flagged("blink", s.blink_min) or lids_before[0] >= s.blink_min),
+                ("glance", BLINK_REGIONS, flagged("gaze", s.gaze_min) or lids_before[1] >= s.gaze_min),
                 ("talking", TALKING_REGIONS, flagged("jaw", s.jaw_min) or flagged("lip_gap", s.lips_min_fw))):
             if happened:
                 explained.append(cause)
