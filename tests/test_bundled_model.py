@@ -3,6 +3,7 @@ micro-expressions on faces it never saw well above chance, through the engine th
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -16,15 +17,20 @@ from fdp.config import SYNTHETIC_CLASSES
 from fdp.metrics import score
 from fdp.preprocess import clip_key, preprocess_clips
 from fdp.rank_pooling import rank_pool
+from fdp.synthesis.clip_plan import Ranges
+from fdp.synthesis.face_sources import DEFAULT_SOURCES
 from fdp.synthesis.heldout import HELDOUT_SUBJECTS, write_heldout_set
 from fdp.synthesis.synthetic import load_synthetic
 
-# 64 fresh clips (16 per class) on the held-out faces, with a seed the model card's evaluation did not use.
-CLIPS, SEED = 64, 7
-# Chance is 0.25. Under chance, accuracy over 64 clips has a standard deviation of sqrt(.25 * .75 / 64) = 0.054,
-# so 0.40 lies 2.8 of them above chance (p < 0.003): passing means the model really carries over to new faces.
-# The model card reports 0.56 on 400 held-out clips, so 0.40 leaves room for the sampling spread of 64 clips.
-THRESHOLD = 0.40
+# 128 fresh clips (32 per class) on the held-out faces, with a seed the model card's evaluation did not use, at
+# the sizes the bundled model was trained on: peaks of 1-3 px at its 64 px crop, 1.7-5 % of the face width (the
+# synthesizer's default now reaches down to 0.5 %, where this model sees almost nothing: models/README.md).
+CLIPS, SEED = 128, 7
+SIZES = Ranges(min_fw=0.017, max_fw=0.05)
+# The model card measures 0.485 on 400 such clips (seed 1000). One 128-clip sample has a standard error of
+# sqrt(.485 * .515 / 128) = 0.044, so 0.35 is that figure minus three of them: a regression breaks it, sampling
+# rarely does. It is also 2.6 standard errors (of chance, 0.038) above chance (0.25).
+THRESHOLD = 0.35
 
 
 def test_bundled_model_loads_with_no_flags_and_states_its_training_data():
@@ -34,15 +40,27 @@ def test_bundled_model_loads_with_no_flags_and_states_its_training_data():
     assert "synthetic" in engine.training_data and "never" in engine.training_data
     metadata = read_checkpoint_metadata(BUNDLED_MODEL / "model.safetensors")
     assert metadata["training_data"] == engine.training_data
-    assert not set(HELDOUT_SUBJECTS) & {s.split("/")[-1] for s in json.loads(metadata["train_subjects"])}
+    trained = {s.split("/")[-1] for s in json.loads(metadata["train_subjects"]) + json.loads(metadata["val_subjects"])}
+    assert trained and not set(HELDOUT_SUBJECTS) & trained
     total = sum(p.stat().st_size for p in BUNDLED_MODEL.iterdir())
     assert total < 20 * 2**20
 
 
+def test_every_training_identity_is_a_real_training_face_or_made_only_of_them():
+    """No held-out face, nor a morph or reshape of one, is in the bundled model's training or validation set."""
+    metadata = read_checkpoint_metadata(BUNDLED_MODEL / "model.safetensors")
+    trained = {s.split("/")[-1] for s in json.loads(metadata["train_subjects"]) + json.loads(metadata["val_subjects"])}
+    real = set(DEFAULT_SOURCES)
+    derived = {f"morph_{a}_{b}" for a, b in itertools.permutations(real, 2)} | {
+        f"{face}_reshape{k}" for face in real for k in range(1, 21)}
+    assert trained <= real | derived, sorted(trained - real - derived)
+    assert not real & set(HELDOUT_SUBJECTS)  # and the parents themselves are never evaluation faces
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_bundled_model_held_out_faces_well_above_chance(tmp_path):
-    root = write_heldout_set(tmp_path / "heldout", CLIPS, SEED, workers=1)
+def test_bundled_model_on_held_out_faces_stays_within_three_standard_errors_of_its_card(tmp_path):
+    root = write_heldout_set(tmp_path / "heldout", CLIPS, SEED, workers=2, ranges=SIZES)
     clips = load_synthetic(root)
     engine, _ = load_engine()
     config = engine.config

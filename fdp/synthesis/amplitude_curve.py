@@ -87,6 +87,7 @@ def table_markdown(table: dict[str, Any]) -> str:
 
 def plot_curve(table: dict[str, Any], title: str, path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -101,6 +102,7 @@ def plot_curve(table: dict[str, Any], title: str, path: Path) -> None:
         ax.axhline(table["none_recall"], color="grey", linewidth=0.8, label="`none` clips called none")
     ax.set_xscale("log")
     ax.set_xticks(x, [f"{v:g}" for v in x])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("peak landmark motion, % of the face width")
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("share of clips")
