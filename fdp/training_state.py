@@ -3,8 +3,9 @@
 Training the bundled model takes about an hour on two CPU cores; a fold of the paper preset takes hours on a GPU.
 After every epoch the loop writes everything that decides what comes next: the model, the optimizer's moments,
 the learning-rate schedule's step, the best epoch's weights so far, the random generators (numpy's and torch's)
-and the epoch history. A resumed run therefore continues exactly as the uninterrupted run would have (the tests
-check equal weights). Tensors go to safetensors and the rest to JSON inside the same file's metadata: never pickle.
+and the epoch history. A resumed CPU run therefore continues exactly as the uninterrupted run would have (the tests
+check equal weights); a CUDA device's own generator is not kept, so a resumed GPU run is a faithful continuation
+but not bit-identical. Tensors go to safetensors and the rest to JSON inside the same file's metadata: never pickle.
 The state is keyed by a fingerprint of the run's settings and data, and a state written for anything else is
 ignored (and replaced), never half-used.
 """
