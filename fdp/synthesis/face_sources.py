@@ -18,8 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fdp.align import face_width
-from fdp.config import AlignerSettings
+from fdp.align import FaceAligner, face_width, resolve_landmarker
+from fdp.assets import asset_path, sha256_of
+from fdp.config import ALIGNER_VERSION, AlignerSettings
 from fdp.errors import ConfigError, VideoError
 from fdp.io import atomic_write
 
@@ -81,15 +82,11 @@ def _grace_hopper() -> np.ndarray:
 
 
 def _pexels_video() -> Path:
-    from fdp.assets import asset_path
-
     return asset_path("WolfgangLanger_Pexels.mp4")
 
 
 def _gramps_photo(name: str, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """One of the gramps wheel's CC BY 2.0 portraits, cut to one person (x0, y0, x1, y1) where it shows two."""
-    from fdp.assets import asset_path
-
     path = asset_path(f"gramps_{name}")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
@@ -154,10 +151,6 @@ def _digest(*parts: bytes) -> str:
 
 def _landmarker_digest() -> bytes:
     """Landmarks change with the landmarker file and with the aligner's pixel conventions."""
-    from fdp.align import resolve_landmarker
-    from fdp.assets import sha256_of
-    from fdp.config import ALIGNER_VERSION
-
     return (sha256_of(resolve_landmarker()) + ALIGNER_VERSION).encode()
 
 
@@ -169,8 +162,6 @@ def _near_frontal(points: np.ndarray) -> bool:
 
 def _detect_video(path: Path, cache: Path) -> tuple[np.ndarray, np.ndarray, float]:
     """Decode every frame and find one face in each (VIDEO mode); cached as .npy frames and .npz landmarks."""
-    from fdp.align import FaceAligner
-
     key = _digest(path.read_bytes(), _landmarker_digest())
     frames_path, marks_path = cache / f"{path.stem}-{key}-frames.npy", cache / f"{path.stem}-{key}-marks.npz"
     if not (frames_path.is_file() and marks_path.is_file()):
@@ -210,8 +201,6 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 def _detect_still(image: np.ndarray, cache: Path, max_faces: int) -> np.ndarray:
     """All faces in a photo, left to right: the whole image, then overlapping half-size tiles for small faces."""
-    from fdp.align import FaceAligner
-
     key = _digest(np.ascontiguousarray(image).tobytes(), str(image.shape).encode(), _landmarker_digest(),
                   str(max_faces).encode())
     marks_path = cache / f"still-{key}.npy"
