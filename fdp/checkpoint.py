@@ -7,7 +7,9 @@ Loading needs no flags (the config travels in the file) and a wrong, truncated o
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -74,3 +76,50 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", flag: 
         raise ModelFileError(f"{path}: weights do not match its own config ({first_line(error)}); "
                              f"the file is damaged or was edited: {_fix(flag)}") from None
     return model.eval()
+
+
+@dataclass(frozen=True, eq=False)
+class InitialWeights:
+    """Weights a training run starts from instead of random ones, and what they were trained on (which the new
+    checkpoint records, since its model has seen that data too)."""
+
+    weights: dict[str, torch.Tensor]  # every weight of the model, or all but those a crop size changes the shape of
+    source: str  # the file, with its own training-data statement
+    subjects: tuple[str, ...] = ()  # the subjects it was trained and validated on, as its metadata lists them
+
+
+def load_matching_weights(path: str | Path, config: ModelConfig, flag: str = "--init") -> InitialWeights:
+    """The weights of a checkpoint made for `config` (a run that starts from another run's weights). A model of
+    another preset, classes, frames or window would load only by accident, so it is refused in one line. Another
+    crop size is allowed: the encoder's convolutions and attention work at any size (its spatial reductions are
+    ratios), so a 96 px model can start from a 64 px one; the weights whose shape depends on the crop (the
+    dynamic-image decoder's first layer, used only in training) are left out and start random."""
+    model = load_checkpoint(path, flag=flag)
+    theirs, ours = model.config.to_dict(), config.to_dict()
+    aligner_theirs = {**theirs["aligner"], "crop_size": ours["aligner"]["crop_size"]}
+    differ = sorted(key for key in ours if theirs.get(key) != ours[key]
+                    and not (key == "aligner" and aligner_theirs == ours["aligner"]))
+    if differ:
+        found = ", ".join(f"{k} {theirs.get(k)!r}" for k in differ)
+        needed = ", ".join(f"{k} {ours[k]!r}" for k in differ)
+        raise ConfigError(f"{flag} {path}: made for another model ({found}; this run needs {needed}): pick a "
+                          "checkpoint trained with the same --preset, --classes, --window-s and frames")
+    shapes = {name: value.shape for name, value in FDP(config).state_dict().items()}
+    weights = {name: value.detach().clone() for name, value in model.state_dict().items()
+               if value.shape == shapes[name]}
+    metadata = read_checkpoint_metadata(path, flag)
+    source = f"{path} ({metadata.get('training_data', 'no training-data statement')})"
+    if len(weights) < len(shapes):
+        source += (f"; {', '.join(sorted(set(shapes) - set(weights)))} started random: made for "
+                   f"{theirs['aligner']['crop_size']} px crops, not {ours['aligner']['crop_size']}")
+    subjects = [s for part in ("train_subjects", "val_subjects") for s in json.loads(metadata.get(part, "[]"))]
+    return InitialWeights(weights, source, tuple(dict.fromkeys(subjects)))
+
+
+def weights_digest(weights: dict[str, torch.Tensor]) -> str:
+    """A short hash of a state dict's names and values (what a training state keys a warm start by)."""
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        digest.update(name.encode())
+        digest.update(weights[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:24]

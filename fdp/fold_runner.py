@@ -23,7 +23,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fdp.checkpoint import save_checkpoint
+from fdp.checkpoint import InitialWeights, save_checkpoint
 from fdp.clip_batches import Augmentation, ClipItem, epoch_order
 from fdp.config import ModelConfig
 from fdp.datasets.classes import ClassSetting
@@ -54,6 +54,7 @@ class FoldData:
     crops: dict[ClipKey, CachedCrops]
     setting: ClassSetting
     model_config: ModelConfig
+    initial: InitialWeights | None = None  # --init: where every fold starts (else random weights)
 
     def items(self, clips: Sequence[tuple[ClipSample, int]]) -> list[ClipItem]:
         return [ClipItem(clip, self.crops[clip_key(clip)], label) for clip, label in clips]
@@ -71,9 +72,12 @@ def loop_settings(config: TrainConfig) -> LoopSettings:
 
 
 def fold_metadata(fold: Fold, setting: ClassSetting, rule: str, label: str, epoch: int,
-                  metrics: dict[str, Any], config: TrainConfig) -> dict[str, str]:
-    """String metadata for the fold's checkpoint: what it was trained on and how it was selected."""
-    return {"training_data": training_data_statement(fold.train), "fold": str(fold.index),
+                  metrics: dict[str, Any], config: TrainConfig, initial: InitialWeights | None) -> dict[str, str]:
+    """String metadata for the fold's checkpoint: what it was trained on (and started from) and how it was
+    selected."""
+    started = ({"initialised_from": initial.source, "initial_subjects": json.dumps(initial.subjects)}
+               if initial is not None else {})
+    return {**started, "training_data": training_data_statement(fold.train), "fold": str(fold.index),
             "test_subjects": json.dumps(fold.test), "train_subjects": json.dumps(fold.train),
             "val_subjects": json.dumps(fold.val), "class_setting": setting.name, "selection_rule": rule,
             "selection": label, "select_on_test": json.dumps(config.select_on_test), "selected_epoch": str(epoch),
@@ -121,11 +125,12 @@ def compute_fold(config: TrainConfig, data: FoldData, fold: Fold, seed: int, con
         if state_path is not None and state_path.is_file():
             console.print(f"fold {fold.index} ({fold.name}): resuming from {state_path} if it matches this run")
         outcome = train_fold(data.model_config, train, val, test, settings, seed,
-                             on_step=lambda: bar.advance(task), on_epoch=on_epoch, state_path=state_path)
+                             on_step=lambda: bar.advance(task), on_epoch=on_epoch, state_path=state_path,
+                             initial=data.initial.weights if data.initial else None)
     metrics = score(outcome.test.y_true, outcome.test.y_pred, len(names)).to_dict()
     label = SELECTION_RULES[outcome.selection_rule]
     metadata = fold_metadata(fold, data.setting, outcome.selection_rule, label, outcome.selected_epoch, metrics,
-                             config)
+                             config, data.initial)
     with tempfile.TemporaryDirectory(prefix="fdp-fold-") as scratch:  # save_checkpoint is the one writer of the format
         checkpoint = save_checkpoint(outcome.model, Path(scratch) / "checkpoint.safetensors", metadata).read_bytes()
     record = {

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from fdp.checkpoint import load_matching_weights
 from fdp.cli import CommandParser, add_config_options, config_from_args, run_main
 from fdp.config import preset
 from fdp.datasets.classes import count_classes, labelled_clips
@@ -116,6 +117,7 @@ def _train(config: TrainConfig, progress: bool) -> dict[str, Any]:
     if config.crop_size is not None:
         model_config = model_config.replace(aligner=dataclasses.replace(model_config.aligner,
                                                                         crop_size=config.crop_size))
+    initial = load_matching_weights(config.init, model_config) if config.init is not None else None
     on_ray = config.executor == "ray"
     if on_ray:
         from fdp.ray_executor import RayFoldExecutor, align_on_ray
@@ -143,7 +145,7 @@ def _train(config: TrainConfig, progress: bool) -> dict[str, Any]:
             console.print(f"fold {fold.index} ({fold.name}): finished earlier, skipped")
             continue
         tasks.append(FoldTask(fold, folder, fold_seed(config.seed, fold)))
-    data = FoldData(usable, crops, setting, model_config)
+    data = FoldData(usable, crops, setting, model_config, initial)
     executor = RayFoldExecutor(config, data) if on_ray else SerialFoldExecutor(config, data, console, progress)
     # the bar over folds on Ray; a serial fold shows its own bar over steps instead (rich before 14 allows one)
     failed = run_folds(executor, tasks, console, progress and on_ray) if tasks else []

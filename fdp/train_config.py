@@ -66,6 +66,10 @@ class TrainConfig:
         "a random --val-fraction: e.g. the identities a synthetic set kept apart with --isolate", many="comma"))
     crop_size: int | None = field(default=None, metadata=option(
         "aligned crop side in pixels (default: the preset's; a multiple of 32 for `live`)"))
+    init: Path | None = field(default=None, metadata=option(
+        "start every fold from this checkpoint's weights instead of random ones (fine-tuning, or the next stage "
+        "of a curriculum); the same preset, classes, frames and window (another crop size starts its "
+        "crop-dependent decoder layer random)"))
     train_all: bool = field(default=False, metadata=option(
         "train one model on every subject (no test split); evaluate it with fdp.evaluate"))
     folds: tuple[str, ...] = field(default=(), metadata=option(

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fdp.checkpoint import weights_digest
 from fdp.clip_batches import Augmentation, ClipItem, class_weights, clip_batch, epoch_order
 from fdp.config import ModelConfig
 from fdp.errors import ConfigError
@@ -170,8 +171,9 @@ def _identity(items: Sequence[ClipItem]) -> list[tuple[str, str, str, int]]:
 def train_fold(config: ModelConfig, train: Sequence[ClipItem], val: Sequence[ClipItem], test: Sequence[ClipItem],
                settings: LoopSettings, seed: int, on_step: Callable[[], None] | None = None,
                on_epoch: Callable[[EpochRecord], None] | None = None,
-               state_path: Path | None = None) -> FoldOutcome:
-    """Train a fresh model on `train`, select an epoch by the rule the settings imply, predict `test`.
+               state_path: Path | None = None, initial: dict[str, torch.Tensor] | None = None) -> FoldOutcome:
+    """Train a model on `train` (fresh, or from the `initial` weights), select an epoch by the rule the settings
+    imply, predict `test`.
 
     With `state_path`, the state after every epoch is kept there (`fdp.training_state`) and a run cut off earlier
     with the same settings and data continues after its last finished epoch; the file goes once the fold is done."""
@@ -180,6 +182,8 @@ def train_fold(config: ModelConfig, train: Sequence[ClipItem], val: Sequence[Cli
     rng = np.random.default_rng(seed)
     device = settings.device
     model = FDP(config).to(device)
+    if initial is not None:  # what `initial` lacks (a crop-size-dependent layer) keeps the seeded fresh values
+        model.load_state_dict({**model.state_dict(), **initial})
     optimizer = _optimizer(model, settings.lr, settings.weight_decay)
     labels = [item.label for item in train]
     steps_per_epoch = len(epoch_order(labels, settings.batch_size, np.random.default_rng(0)))
@@ -201,7 +205,8 @@ def train_fold(config: ModelConfig, train: Sequence[ClipItem], val: Sequence[Cli
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch = settings.epochs
     first_epoch = 1
-    state_key = fingerprint(config.to_dict(), repr(settings), seed, _identity(train), _identity(val), _identity(test))
+    state_key = fingerprint(config.to_dict(), repr(settings), seed, _identity(train), _identity(val), _identity(test),
+                            weights_digest(initial) if initial is not None else None)
     point = load_state(state_path, state_key) if state_path is not None else None
     if point is not None:
         model.load_state_dict(point.model)
