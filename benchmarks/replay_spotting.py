@@ -70,14 +70,10 @@ def replay(measures: list[FaceMeasure], settings: SpotterSettings) -> tuple[list
     spotter = FaceSpotter(settings)
     spotted, refusals = [], []
     for measure in measures:
-        step = spotter.update_measured(measure).step
-        if step.interval is not None:
-            spotted.append(Spotted(step.interval.onset_frame, step.interval.offset_frame))
-        if step.refusal is not None:
-            refusals.append(step.refusal)
-    last = spotter.finish()
-    if last is not None:
-        spotted.append(Spotted(last.onset_frame, last.offset_frame))
+        step = spotter.update_measured(measure)
+        spotted += [Spotted(i.onset_frame, i.offset_frame) for i in step.intervals]
+        refusals += step.refusals
+    spotted += [Spotted(i.onset_frame, i.offset_frame) for i in spotter.finish()]
     return spotted, refusals
 
 

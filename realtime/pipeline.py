@@ -182,8 +182,7 @@ class LivePipeline:
             sys.setswitchinterval(switch_interval_s)
         if cause is not EndCause.FAILED:
             for track in list(self.tracker.tracks.values()):
-                last = track.state.spotter.finish()
-                track.state.pending += [last] if last is not None else []
+                track.state.pending += track.state.spotter.finish()
                 self._label_intervals(track, final=True)
         self._publish_status()  # the run's final figures, drops included, just before the end
         end = EndOfStream(reason=reason, frames=self.frames, events=self.events, cause=cause)
@@ -213,8 +212,7 @@ class LivePipeline:
         spots = [track.state.spotter.update(frame.image, face.face, frame.media_s, frame.index)
                  for face, track in tracked]
         for (_, track), spot in zip(tracked, spots):
-            if spot.step.interval is not None:
-                track.state.pending.append(spot.step.interval)
+            track.state.pending += spot.intervals
         timings["spot"] = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         encoded = self.engine.encode(crops_to_input(np.stack([face.crop for face, _ in tracked])))
@@ -243,7 +241,7 @@ class LivePipeline:
                 face_id=track.face_id, frame_index=frame.index, media_s=frame.media_s,
                 t_capture_ns=frame.t_capture_ns, time_unix=time_unix, window_s=self.window_s,
                 label=self.labels[int(np.argmax(probs))], probs=dict(zip(self.labels, map(float, probs))),
-                motion=spot.step.score, me_active=spot.step.active, latency_ms=dict(timings))
+                motion=spot.score, me_active=spot.active, latency_ms=dict(timings))
             track.state.last = prediction
             self.fanout.publish(prediction)
         for stage in ("spot", "encode", "pool", "head", "e2e"):

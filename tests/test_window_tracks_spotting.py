@@ -12,6 +12,7 @@ from fdp.rank_pooling import rank_pool_reference
 from realtime.spotting import FEATURE_NAMES, SpotterSettings
 from realtime.spotting.detector import IntervalDetector
 from realtime.spotting.measures import FaceMeasure, FlowMeter, compare
+from realtime.spotting.regions import REGION_NAMES
 from realtime.spotting.spotter import choose_reference
 from realtime.tracks import FaceTracker, box_iou
 from realtime.window import FaceWindow
@@ -90,11 +91,13 @@ def features(regions: dict[str, float] | None = None, **nuisances: float) -> np.
     return values
 
 
-def run_detector(frames: list[np.ndarray], fps: float = 30.0, settings: SpotterSettings | None = None):
-    """Push a sequence after a still second; return (intervals, refusals)."""
+def run_detector(frames: list[np.ndarray], fps: float = 30.0, settings: SpotterSettings | None = None,
+                 regions: tuple[str, ...] = REGION_NAMES):
+    """Push a sequence after 1.5 still seconds into a detector of `regions`; return (intervals, refusals, index of
+    the sequence's first frame)."""
     rng = np.random.default_rng(0)
     rest = [features() + rng.normal(0, 0.0002, len(FEATURE_NAMES)) for _ in range(int(1.5 * fps))]
-    detector = IntervalDetector(settings or SpotterSettings())
+    detector = IntervalDetector(settings or SpotterSettings(), regions=regions)
     intervals, refusals = [], []
     for i, values in enumerate(rest + frames + rest):
         step = detector.push(i / fps, i, np.abs(values))

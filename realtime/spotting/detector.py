@@ -42,6 +42,13 @@ _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 # gaze in eye widths, pose in degrees, light as a share of the mean gray.
 NOISE_FLOORS = np.array([0.0005] * N_REGIONS + [0.02, 0.01, 0.01, 0.001, 0.1, 0.002])
 BASELINE_RATE_HZ = 60.0  # idle frames the running baseline keeps per second, whatever the camera's rate
+NUISANCE_REGIONS = {"blink": BLINK_REGIONS, "glance": BLINK_REGIONS, "talking": TALKING_REGIONS}
+"""The regions each nuisance moves, and so explains."""
+
+
+def explained_regions(causes: list[str]) -> np.ndarray:
+    """(N_REGIONS,) the regions the nuisances `causes` explain."""
+    return np.isin(REGION_NAMES, [r for cause in causes for r in NUISANCE_REGIONS[cause]])
 
 
 @dataclass(frozen=True)
@@ -161,10 +168,18 @@ class _RunningNoise:
 
 
 class IntervalDetector:
-    """One face's interval state. `push` is called once per frame with `measures.compare`'s features."""
+    """The interval state of one face, or of one group of its regions (`regions`: the face's other regions still
+    tell nuisances and global motion, but only these open, hold and make an interval). `push` is called once per
+    frame with `measures.compare`'s features."""
 
-    def __init__(self, settings: SpotterSettings, profile_noise: RestingNoise | None = None) -> None:
+    def __init__(self, settings: SpotterSettings, profile_noise: RestingNoise | None = None,
+                 regions: tuple[str, ...] = REGION_NAMES) -> None:
+        unknown = sorted(set(regions) - set(REGION_NAMES))
+        if unknown or not regions:
+            raise ConfigError(f"spotter regions {list(regions)}: choose from {', '.join(REGION_NAMES)}")
         self.settings = settings
+        self.regions = tuple(regions)
+        self._group = np.isin(REGION_NAMES, self.regions)
         self.fixed = profile_noise
         self.running = None if profile_noise is not None else _RunningNoise(settings)
         self._keep_s = settings.max_duration_s + 2 * settings.lag_s + 0.5  # history the timing rules reach back
@@ -184,6 +199,13 @@ class IntervalDetector:
     def is_open(self) -> bool:
         return self._open_s is not None
 
+    @property
+    def busy_since_s(self) -> float | None:
+        """When the interval still being decided began: open, or closed and waiting out its confirmation."""
+        if self._open_s is not None:
+            return self._open_s
+        return self._candidate.onset_s if self._candidate is not None else None
+
     def push(self, t_s: float, frame_index: int, values: np.ndarray) -> DetectorStep:
         self._lids.append((t_s, float(values[_INDEX["blink"]]), float(values[_INDEX["gaze"]])))
         while self._lids and self._lids[0][0] < t_s - self._keep_s:
@@ -194,7 +216,7 @@ class IntervalDetector:
             return DetectorStep(0.0, False)
         s = self.settings
         z = (values - noise.median) / np.maximum(noise.scale, NOISE_FLOORS)
-        score = float(z[:N_REGIONS].max())
+        score = float(z[:N_REGIONS][self._group].max())
         self._history.append((t_s, frame_index, score, z, values))
         while self._history and self._history[0][0] < t_s - self._keep_s:
             self._history.popleft()
@@ -230,8 +252,15 @@ class IntervalDetector:
         a micro-expression that follows)."""
         s = self.settings
         if t_s - self._open_s > s.max_duration_s + s.lag_s:
-            return "macro"
+            rows = [r for r in self._history if r[0] >= self._open_s]
+            return self._long_cause(np.stack([r[3] for r in rows]), np.stack([r[4] for r in rows]), self._open_s)
         return self._scene_change(z, values)
+
+    def _long_cause(self, z: np.ndarray, values: np.ndarray, onset_s: float) -> str:
+        """Why a movement too long for a micro-expression was: "macro", or the nuisance that explains every region
+        of it (a stretch of talking, a held glance), which is no expression of the face's other regions either."""
+        moving, explained = self._unexplained(z, values, onset_s)
+        return " and ".join(explained) if explained and not moving.any() else "macro"
 
     def _scene_change(self, z: np.ndarray, values: np.ndarray) -> str | None:
         """"head motion" or "light change" when the rotation or the brightness change in `values` reached its
@@ -262,10 +291,44 @@ class IntervalDetector:
         candidate, self._candidate = self._candidate, None
         return candidate
 
-    def _moving(self, z: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """(N_REGIONS,) regions moving enough to open an interval."""
+    def _moving(self, z: np.ndarray, values: np.ndarray, whole_face: bool = False) -> np.ndarray:
+        """(N_REGIONS,) regions of this detector's group (or of the whole face) moving enough to open an
+        interval."""
         excess = values[:N_REGIONS] - self.noise.median[:N_REGIONS]
-        return (z[:N_REGIONS] >= self.settings.open_z) & (excess >= self.settings.min_motion_fw)
+        moving = (z[:N_REGIONS] >= self.settings.open_z) & (excess >= self.settings.min_motion_fw)
+        return moving if whole_face else moving & self._group
+
+    def _unexplained(self, z: np.ndarray, values: np.ndarray, onset_s: float) -> tuple[np.ndarray, list[str]]:
+        """(regions of the group that moved in the span `z`/`values` (frames, features) and no nuisance
+        explains, the nuisances that happened in it). A blink or glance up to lid_tail_s before `onset_s` counts,
+        and so does the motion it made then: a blink shakes the lower face, which settles after the lids."""
+        s = self.settings
+        peak_values = values.max(axis=0)
+        before = [r[4][:N_REGIONS] for r in self._history if onset_s - s.lid_tail_s <= r[0] < onset_s]
+        nuisance_motion = np.max([peak_values[:N_REGIONS], *before], axis=0)
+        lids_before = np.max([(b, g) for t, b, g in self._lids if onset_s - s.lid_tail_s <= t <= onset_s] or
+                             [(0.0, 0.0)], axis=0)  # a blink just before: the interval is its reopening
+        happened = {
+            "blink": peak_values[_INDEX["blink"]] >= s.blink_min or lids_before[0] >= s.blink_min,
+            "glance": peak_values[_INDEX["gaze"]] >= s.gaze_min or lids_before[1] >= s.gaze_min,
+            "talking": peak_values[_INDEX["jaw"]] >= s.jaw_min or peak_values[_INDEX["lip_gap"]] >= s.lips_min_fw}
+        explained = [cause for cause in NUISANCE_REGIONS if happened[cause]]
+        masked = explained_regions(explained)
+        moving = np.stack([self._moving(zz, vv) for zz, vv in zip(z, values)]).any(axis=0)
+        if masked.any():  # what a nuisance moves, it also shakes elsewhere: the rest must stand out of that
+            moving &= ~masked & (peak_values[:N_REGIONS] >= s.leak_share * nuisance_motion[masked].max())
+        return moving, explained
+
+    def _global_motion(self, z: np.ndarray, values: np.ndarray, explained: list[str]) -> bool:
+        """The whole face moved at once and evenly at the apex (`z`/`values`: its features), judged on the regions
+        no nuisance of the interval explains, and only while they are at least half the face."""
+        s = self.settings
+        free = ~explained_regions(explained)
+        if free.sum() * 2 < N_REGIONS:
+            return False
+        motion = values[:N_REGIONS][free]
+        return bool(self._moving(z, values, whole_face=True)[free].mean() >= s.global_share
+                    and np.median(motion) >= s.global_evenness * motion.max())
 
     def _finish(self) -> tuple[SpottedInterval | None, Refusal | None]:
         """Time the closed interval and apply the refusal rules."""
@@ -284,39 +347,18 @@ class IntervalDetector:
         while offset < len(rows) - 1 and scores[offset] > level:
             offset += 1
         onset_s, offset_s = float(times[onset]), float(times[offset])
-        if offset_s - onset_s > s.max_duration_s:
-            return None, Refusal("macro", onset_s, offset_s)
         span = rows[onset:offset + 1]
         z = np.stack([r[3] for r in span])
         values = np.stack([r[4] for r in span])
+        if offset_s - onset_s > s.max_duration_s:
+            return None, Refusal(self._long_cause(z, values, onset_s), onset_s, offset_s)
         peak_z, peak_values = z.max(axis=0), values.max(axis=0)
-
-        def flagged(name: str, minimum: float) -> bool:
-            """A nuisance happened: its change reached `minimum` (blinks, glances and the jaw are events in
-            themselves; head motion and light, noisy at rest, are `_scene_change`)."""
-            return bool(peak_values[_INDEX[name]] >= minimum)
-
-        lids_before = np.max([(b, g) for t, b, g in self._lids if onset_s - s.lid_tail_s <= t <= onset_s] or
-                             [(0.0, 0.0)], axis=0)  # a blink just before: the interval is its reopening
         cause = self._scene_change(peak_z, peak_values)
         if cause is not None:
             return None, Refusal(cause, onset_s, offset_s)
-        moving = np.stack([self._moving(zz, vv) for zz, vv in zip(z, values)]).any(axis=0)
-        apex_motion = rows[apex][4][:N_REGIONS]
-        if (self._moving(rows[apex][3], rows[apex][4]).mean() >= s.global_share
-                and np.median(apex_motion) >= s.global_evenness * apex_motion.max()):
+        moving, explained = self._unexplained(z, values, onset_s)
+        if self._global_motion(rows[apex][3], rows[apex][4], explained):
             return None, Refusal("global motion", onset_s, offset_s)
-        explained: list[str] = []
-        masked = np.zeros(N_REGIONS, bool)
-        for cause, regions, happened in (
-                ("blink", BLINK_REGIONS, flagged("blink", s.blink_min) or lids_before[0] >= s.blink_min),
-                ("glance", BLINK_REGIONS, flagged("gaze", s.gaze_min) or lids_before[1] >= s.gaze_min),
-                ("talking", TALKING_REGIONS, flagged("jaw", s.jaw_min) or flagged("lip_gap", s.lips_min_fw))):
-            if happened:
-                explained.append(cause)
-                masked[[REGION_NAMES.index(r) for r in regions]] = True
-        if masked.any():  # what a nuisance moves, it also shakes elsewhere: the rest must stand out of that
-            moving &= ~masked & (peak_values[:N_REGIONS] >= s.leak_share * peak_values[:N_REGIONS][masked].max())
         if not moving.any():
             return None, Refusal(" and ".join(explained) or "weak", onset_s, offset_s)
         order = np.argsort(-peak_z[:N_REGIONS])

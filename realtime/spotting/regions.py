@@ -32,6 +32,9 @@ STABLE = (168, 6, 197, 195, 5, 127, 356, 162, 389, 234, 454, 10)  # nasal bridge
 
 BLINK_REGIONS = ("eye_l", "eye_r", "brow_l", "brow_r")  # a blink or a glance drags the skin up to the brows
 TALKING_REGIONS = ("mouth_l", "mouth_r", "lips", "chin", "cheek_l", "cheek_r")
+REGION_GROUPS: dict[str, tuple[str, ...]] = {"upper": BLINK_REGIONS, "lower": TALKING_REGIONS}
+"""Parts of the face the spotter follows on timelines of their own (`realtime.spotting.groups`): every region is in
+one, and each nuisance moves one of them (blinks and glances the upper, talking the lower)."""
 LID_PAIRS = (((159, 145), (158, 153), (160, 144)), ((386, 374), (385, 380), (387, 373)))  # per eye: upper, lower
 EYE_CORNER_PAIRS = ((33, 133), (362, 263))
 IRIS_CENTRES = (468, 473)  # image-left, image-right eye
