@@ -139,7 +139,7 @@ class LivePipeline:
     def baseline(self) -> str:
         """Whose resting noise the spotter's thresholds are in, as status messages and the start line say it."""
         if self.profile is not None:
-            return f"profile of {self.profile.user}"
+            return f"profile of {self.profile.user}, never tighter than this stream's running baseline"
         learning = any(track.state.spotter.learning for track in self.tracker.tracks.values())
         return "running baseline (learning)" if learning else "running baseline"
 

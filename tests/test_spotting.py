@@ -93,7 +93,7 @@ def test_calibration_profile_recorded_loaded_and_a_mismatch_refused(videos, tmp_
     assert profile["frames"] >= 100 and profile["blinks_per_min"] > 0 and profile["spotter_version"]
     messages = live(videos["one_me"], tmp_path, user="ada", profiles=str(profiles))
     status = [m["payload"] for m in messages if m["topic"] == "fdp/status"]
-    assert status[-1]["baseline"] == "profile of ada"
+    assert status[-1]["baseline"] == "profile of ada, never tighter than this stream's running baseline"
     assert len(events(messages)) == 1
 
     profile["spotter_version"] = "fdp-spot/0"

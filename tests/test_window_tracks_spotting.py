@@ -186,6 +186,25 @@ def test_detector_profile_noise_sets_the_threshold():
         assert sum(x is not None for x in found) == expected
 
 
+def test_detector_profile_is_never_tighter_than_the_streams_own_rest():
+    """A profile recorded in a quieter session than today's: at rest, this stream's mouth flow sits 3 resting
+    deviations of the profile above the profile's median. In the profile's units alone, a smile would never come
+    back to rest and would be refused as a macro; with the running baseline as a floor it is one interval."""
+    rng = np.random.default_rng(1)
+    quiet = RestingNoise.from_samples(FEATURE_NAMES, np.full((20, len(FEATURE_NAMES)), 0.001)
+                                      + rng.normal(0, 0.0002, (20, len(FEATURE_NAMES))))
+    today = {"mouth_l": 0.0025, "mouth_r": 0.0025, "lips": 0.0025}
+    rest = [features(today) + rng.normal(0, 0.0002, len(FEATURE_NAMES)) for _ in range(60)]
+    smile = [features({name: 0.0025 + 0.012 * a for name in ("mouth_l", "mouth_r")} | {"lips": 0.0025})
+             for a in np.sin(np.linspace(0, np.pi, 9)) ** 2]
+    detector = IntervalDetector(SpotterSettings(), quiet)
+    steps = [detector.push(i / 30, i, np.abs(v)) for i, v in enumerate(rest + smile + rest)]
+    intervals = [step.interval for step in steps if step.interval is not None]
+    assert len(intervals) == 1 and 60 <= intervals[0].apex_frame <= 68
+    assert not [step.refusal for step in steps[60:] if step.refusal is not None]
+    assert detector.noise.median[FEATURE_NAMES.index("mouth_l")] == pytest.approx(0.0025, abs=0.0002)
+
+
 def still_measure(t_s: float, aperture: float, blink_score: float = 0.0) -> FaceMeasure:
     """One spotting frame of a still face (the same textured crop every time) with the given lid gap."""
     crop = np.random.default_rng(3).integers(60, 200, (96, 96), dtype=np.uint8)

@@ -2,25 +2,27 @@
 hysteresis, onset/apex/offset, and the rules that refuse what is not a micro-expression.
 
 Each frame's features (`measures.compare` against a reference frame from `lag_s` earlier, frozen at the reference
-of the opening frame while an interval is open) become z-scores against the resting noise (a calibrated profile,
-or a running baseline of this stream's idle frames). An interval opens when some region moves `open_z` resting
-deviations (and at least `min_motion_fw` face widths) beyond rest, and closes when every region that has moved
-that much since is back under `close_z`: back at the face it started from, which is what a micro-expression does
-and a macro-expression, a head turn or a new light does not do within half a second. (A region that never passed
-`open_z`, crept off the frozen reference by slow drift, does not hold the interval open.) The apex is the frame
-of largest motion; onset and offset are where the motion crosses `edge_share` of its peak on either side.
+of the opening frame while an interval is open) become z-scores against the resting noise (a running baseline of
+this stream's idle frames, or a calibrated profile with that baseline as its floor). An interval opens when some
+region moves `open_z` resting deviations (and at least `min_motion_fw` face widths) beyond rest, and closes when
+every region that has moved that much since is back under `close_z`: back at the face it started from, which is
+what a micro-expression does and a macro-expression, a head turn or a new light does not do within half a second.
+(A region that never passed `open_z`, crept off the frozen reference by slow drift, does not hold the interval
+open.) The apex is the frame of largest motion; onset and offset are where the motion crosses `edge_share` of its
+peak on either side.
 
 An interval is refused, with its cause, when it lasts longer than `max_duration_s`, or when the face moves again
-within `confirm_s` of coming back (both: macro, a micro-looking step of a longer movement), when the head turned
-(`pose_deg`) or the light changed (`light`) during it (an open interval ends at that frame, unfinished, so the
-spotter is ready again as soon as the reference has caught up), when the whole face moved at once and evenly
-(global motion: an ME moves its own regions most, whatever it drags along), or when nothing remains once the
-regions a nuisance explains are set aside: the lids and brows during a blink or a glance, the mouth, lips, chin
-and cheeks while the jaw or lips move (talking). A blink or glance up to `lid_tail_s` before the onset counts
-too: the lids and brows still settle after the closure has fallen under `blink_min`, and an interval that opens
-then (after a warm-up or a refusal that ended mid-blink) is that blink's reopening. A nuisance also shakes the
-rest of the face a little (the landmarks it moves steer the alignment), so beside one, a region must also move
-`leak_share` of the nuisance's own motion to count.
+within `confirm_s` of coming back (both: macro, a micro-looking step of a longer movement; a too-long one that a
+nuisance explains in every region it moved is named after that nuisance: a stretch of talking, a held glance),
+when the head turned (`pose_deg`) or the light changed (`light`) during it (an open interval ends at that frame,
+unfinished, so the spotter is ready again as soon as the reference has caught up), when the whole face moved at
+once and evenly (global motion: an ME moves its own regions most, whatever it drags along), or when nothing
+remains once the regions a nuisance explains are set aside: the lids and brows during a blink or a glance, the
+mouth, lips, chin and cheeks while the jaw or lips move (talking). A blink or glance up to `lid_tail_s` before
+the onset counts too: the lids and brows still settle after the closure has fallen under `blink_min`, and an
+interval that opens then (after a warm-up or a refusal that ended mid-blink) is that blink's reopening. A nuisance
+also shakes the rest of the face a little (the landmarks it moves steer the alignment), so beside one, a region
+must also move `leak_share` of the nuisance's own motion to count.
 """
 
 from __future__ import annotations
@@ -181,7 +183,8 @@ class IntervalDetector:
         self.regions = tuple(regions)
         self._group = np.isin(REGION_NAMES, self.regions)
         self.fixed = profile_noise
-        self.running = None if profile_noise is not None else _RunningNoise(settings)
+        self.running = _RunningNoise(settings)
+        self._combined: tuple[RestingNoise | None, RestingNoise] | None = None  # (running noise it used, result)
         self._keep_s = settings.max_duration_s + 2 * settings.lag_s + 0.5  # history the timing rules reach back
         self._history: deque[tuple[float, int, float, np.ndarray, np.ndarray]] = deque()
         self._open_s: float | None = None
@@ -193,7 +196,21 @@ class IntervalDetector:
 
     @property
     def noise(self) -> RestingNoise | None:
-        return self.fixed if self.fixed is not None else self.running.noise
+        """The resting noise thresholds are in: the running baseline's; or a profile's, never tighter than the
+        running baseline once it has one. A profile is the person at rest in the light, camera and compression of
+        the day it was recorded, and a stream noisier than that (on the benchmark, the mouth's resting flow 4
+        times the profile's) would otherwise never come back under close_z: its intervals outlast a
+        micro-expression and are refused, the micro-expression with them."""
+        if self.fixed is None:
+            return self.running.noise
+        running = self.running.noise
+        if running is None:
+            return self.fixed
+        if self._combined is None or self._combined[0] is not running:
+            self._combined = (running, RestingNoise(
+                self.fixed.names, np.maximum(self.fixed.median, running.median),
+                np.maximum(self.fixed.scale, running.scale), self.fixed.samples + running.samples))
+        return self._combined[1]
 
     @property
     def is_open(self) -> bool:
@@ -210,9 +227,10 @@ class IntervalDetector:
         self._lids.append((t_s, float(values[_INDEX["blink"]]), float(values[_INDEX["gaze"]])))
         while self._lids and self._lids[0][0] < t_s - self._keep_s:
             self._lids.popleft()
+        if self.running.noise is None:  # every frame until it has a first estimate (which leaves nuisances out):
+            self.running.add(t_s, values)  # beside a profile, a stream far noisier than it may never look idle
         noise = self.noise
         if noise is None:
-            self.running.add(t_s, values)
             return DetectorStep(0.0, False)
         s = self.settings
         z = (values - noise.median) / np.maximum(noise.scale, NOISE_FLOORS)
@@ -228,7 +246,7 @@ class IntervalDetector:
             elif moving.any():
                 self._open_s, self._quiet_since, self._moved = t_s, None, moving
                 return DetectorStep(score, True, None, refusal)
-            if self.running is not None and not self._refractory and self._candidate is None:
+            if not self._refractory and self._candidate is None and self.running.noise is not None:
                 self.running.add(t_s, values)
             return DetectorStep(score, False, confirmed, refusal)
         self._moved = self._moved | self._moving(z, values)
