@@ -10,6 +10,7 @@ a subscriber sees only what is published after its subscription has reached the 
 from __future__ import annotations
 
 import signal
+import threading
 
 import zmq
 
@@ -17,6 +18,7 @@ from fdp.cli import CommandParser, run_command, run_main
 from fdp.errors import ConfigError
 
 DEFAULT_BACKEND = "tcp://127.0.0.1:5560"
+JOIN_S = 0.2  # how long the main thread waits on the forwarder at a time: the longest a signal waits to be seen
 
 
 def build_parser() -> CommandParser:
@@ -57,6 +59,29 @@ def _stop(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def forward(context: zmq.Context, upstream: zmq.Socket, downstream: zmq.Socket) -> None:
+    """Forward on a thread of its own until this thread is interrupted (Ctrl-C, SIGTERM), then stop the forwarder
+    through its control socket and return. Python runs signal handlers on the main thread only, between
+    bytecodes: a main thread blocked inside `zmq.proxy` sees a signal only if it lands while libzmq is waiting
+    in poll (EINTR), and one that lands while libzmq is forwarding was left pending for ever (the proxy then
+    ignored SIGTERM, seen once on a loaded machine). A main thread that waits in short, interruptible joins
+    always sees it."""
+    control, steer = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+    control.bind("inproc://fdp-proxy-control")
+    steer.connect("inproc://fdp-proxy-control")
+    forwarder = threading.Thread(target=zmq.proxy_steerable, args=(upstream, downstream, None, control),
+                                 name="fdp-proxy", daemon=True)
+    forwarder.start()
+    try:
+        while forwarder.is_alive():
+            forwarder.join(JOIN_S)
+    finally:
+        steer.send(b"TERMINATE")
+        forwarder.join()
+        steer.close(linger=0)
+        control.close(linger=0)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Forward until Ctrl-C (exit 130) or SIGTERM (exit 0)."""
     args = build_parser().parse_args(argv)
@@ -66,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     upstream, downstream = open_sockets(context, args.frontend, args.backend)
     print(f"proxy: {', '.join(args.frontend)} -> {downstream.getsockopt_string(zmq.LAST_ENDPOINT)}", flush=True)
     try:
-        zmq.proxy(upstream, downstream)
+        forward(context, upstream, downstream)
     finally:
         upstream.close()
         downstream.close()
