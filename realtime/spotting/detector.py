@@ -180,8 +180,8 @@ class IntervalDetector:
         if unknown or not regions:
             raise ConfigError(f"spotter regions {list(regions)}: choose from {', '.join(REGION_NAMES)}")
         self.settings = settings
-        self.regions = tuple(regions)
-        self._group = np.isin(REGION_NAMES, self.regions)
+        self._group = np.isin(REGION_NAMES, regions)
+        self._minimums = nuisance_minimums(settings)
         self.fixed = profile_noise
         self.running = _RunningNoise(settings)
         self._combined: tuple[RestingNoise | None, RestingNoise] | None = None  # (running noise it used, result)
@@ -326,10 +326,12 @@ class IntervalDetector:
         nuisance_motion = np.max([peak_values[:N_REGIONS], *before], axis=0)
         lids_before = np.max([(b, g) for t, b, g in self._lids if onset_s - s.lid_tail_s <= t <= onset_s] or
                              [(0.0, 0.0)], axis=0)  # a blink just before: the interval is its reopening
-        happened = {
-            "blink": peak_values[_INDEX["blink"]] >= s.blink_min or lids_before[0] >= s.blink_min,
-            "glance": peak_values[_INDEX["gaze"]] >= s.gaze_min or lids_before[1] >= s.gaze_min,
-            "talking": peak_values[_INDEX["jaw"]] >= s.jaw_min or peak_values[_INDEX["lip_gap"]] >= s.lips_min_fw}
+        reached = {name: bool(peak_values[_INDEX[name]] >= self._minimums[_INDEX[name]])
+                   for name in ("blink", "gaze", "jaw", "lip_gap")}
+        lids_reached = lids_before >= self._minimums[[_INDEX["blink"], _INDEX["gaze"]]]
+        happened = {"blink": reached["blink"] or bool(lids_reached[0]),
+                    "glance": reached["gaze"] or bool(lids_reached[1]),
+                    "talking": reached["jaw"] or reached["lip_gap"]}
         explained = [cause for cause in NUISANCE_REGIONS if happened[cause]]
         masked = explained_regions(explained)
         moving = np.stack([self._moving(zz, vv) for zz, vv in zip(z, values)]).any(axis=0)
