@@ -71,6 +71,9 @@ NONE_LABEL = "none"  # a model's no-expression class (the bundled model has one)
 STOP_REASONS = {EndCause.INTERRUPTED: "stopped by Ctrl-C", EndCause.TERMINATED: "stopped by SIGTERM",
                 EndCause.STOPPED: "stopped"}
 HOLD_PAGE_AFTER = (EndCause.END_OF_STREAM, EndCause.MAX_FRAMES)  # ends that keep the preview page up until stopped
+SIGNAL_CHECK_S = 0.2  # the main thread waits this long at a time while the page stays up: Python runs a signal's
+# handler on the main thread, and a SIGINT the kernel hands to another thread (the page's server, the publishers)
+# does not wake an untimed wait; the run then ignored Ctrl-C (seen once in CI)
 
 
 class StopRequest(threading.Event):
@@ -361,7 +364,8 @@ def run_live(config: LiveConfig, stop: StopRequest, log=None, source: VideoSourc
             fanout.flush()  # the page (and the console) have the end before the line below
             (log or print_line)(f"stream ended ({end.reason}); the preview page stays up at {preview.url}, showing "
                                 "the final state, until Ctrl-C")
-            stop.wait()
+            while not stop.wait(SIGNAL_CHECK_S):  # an untimed wait sees a signal only if it lands on this thread
+                pass
         return end
     finally:
         if source is not None:

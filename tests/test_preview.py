@@ -318,3 +318,31 @@ def test_cli_video_with_preview_keeps_the_page_after_the_end_until_stopped(brows
     assert records[-1].topic == schema.TOPIC_END and records[-1].payload["reason"] == "end of file"
     assert (tmp_path / "video_ended.png").stat().st_size > 10_000
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_handed_to_another_thread_still_ends_a_run_whose_page_stays_up(tmp_path, video_frames):
+    """The kernel may hand a process's SIGINT to any thread that does not block it (the page's server, the
+    publishers); Python then runs the handler only when the main thread next wakes. The main thread waiting for
+    Ctrl-C with the page up must wake by itself (it once ignored Ctrl-C in CI). The signal is sent to one of the
+    run's other threads alone (tgkill)."""
+    import ctypes
+    import os
+
+    from live_process import LiveRun
+
+    video = tmp_path / "short.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), 24.0, (640, 360))
+    for i in range(24):
+        writer.write(video_frames[i % len(video_frames)])
+    writer.release()
+    run = LiveRun("--video", str(video), "--preview-port", str(free_port()), "--zmq", "off", "--quiet")
+    try:
+        run.wait_for(lambda: any("stays up" in line for line in run.lines), 180, "the line saying the page stays")
+        pid = run.process.pid
+        other = next(int(tid) for tid in sorted(os.listdir(f"/proc/{pid}/task")) if int(tid) != pid)
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.syscall(234, pid, other, signal.SIGINT) == 0, os.strerror(ctypes.get_errno())  # x86-64 tgkill
+        assert run.finish(60) == 130, run.stderr
+    finally:
+        run.kill()
