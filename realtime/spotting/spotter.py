@@ -28,7 +28,7 @@ from realtime.spotting.groups import EventMerger
 from realtime.spotting.measures import FaceMeasure, FlowMeter, compare, measure_face, spotting_settings
 from realtime.spotting.regions import REGION_GROUPS
 
-SPOTTER_VERSION = "fdp-spot/2"
+SPOTTER_VERSION = "fdp-spot/3"
 """Bumped whenever the features or their units change: a neutral profile is only valid for its version."""
 REFERENCE_CHOICE_S = 0.5  # how much older than lag_s a reference may be, to find one with open eyes (a blink
 # lasts 0.1-0.4 s)
@@ -74,7 +74,7 @@ class FaceSpotter:
 
     def __init__(self, settings: SpotterSettings, profile: NeutralProfile | None = None) -> None:
         self.settings = settings
-        self.crop_settings = spotting_settings(settings.crop_size)
+        self.crop_settings = spotting_settings(settings.crop_size, settings.margin_px)
         self.meter = FlowMeter(settings.crop_size)
         noise = profile.noise if profile is not None else None
         self.timelines = [_Timeline(IntervalDetector(settings, noise, regions)) for regions in REGION_GROUPS.values()]
