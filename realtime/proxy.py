@@ -59,27 +59,58 @@ def _stop(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _forwarder(upstream: zmq.Socket, downstream: zmq.Socket, control: zmq.Socket, stopped: threading.Event) -> None:
+    """The forwarder thread: Ctrl-C and SIGTERM blocked here (libzmq's own threads block them already), so the
+    kernel hands them to the main thread, never to a poll inside `zmq.proxy_steerable`: interrupted there, it
+    raised in this thread, and the main thread, woken by the same signal, closed the sockets under it or waited
+    on it for ever (a proxy that ignored SIGTERM, seen in CI). Sets `stopped` however it ends."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        while True:
+            try:
+                zmq.proxy_steerable(upstream, downstream, None, control)
+                return
+            except zmq.error.InterruptedSystemCall:
+                continue
+    finally:
+        stopped.set()
+
+
 def forward(context: zmq.Context, upstream: zmq.Socket, downstream: zmq.Socket) -> None:
     """Forward on a thread of its own until this thread is interrupted (Ctrl-C, SIGTERM), then stop the forwarder
     through its control socket and return. Python runs signal handlers on the main thread only, between
     bytecodes: a main thread blocked inside `zmq.proxy` sees a signal only if it lands while libzmq is waiting
     in poll (EINTR), and one that lands while libzmq is forwarding was left pending for ever (the proxy then
-    ignored SIGTERM, seen once on a loaded machine). A main thread that waits in short, interruptible joins
-    always sees it."""
+    ignored SIGTERM, seen once on a loaded machine). A main thread that waits in short, interruptible waits (on
+    `stopped`, not on the thread) always sees it. While the forwarder starts, and once stopping, Ctrl-C and
+    SIGTERM are held back (and seen the moment they are let through): cut short there, the clean-up would leave
+    the forwarder or its control sockets running, and the context's termination would wait on them for ever."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # held until the forwarder is up: a signal in
+    # between skipped the clean-up below and left the control sockets open for the context to wait on
     control, steer = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
     control.bind("inproc://fdp-proxy-control")
     steer.connect("inproc://fdp-proxy-control")
-    forwarder = threading.Thread(target=zmq.proxy_steerable, args=(upstream, downstream, None, control),
-                                 name="fdp-proxy", daemon=True)
+    stopped = threading.Event()  # waited on, not the thread: a Thread.join cut short by a signal's exception can
+    # leave the thread marked as ended while it still runs (CPython 3.11), and the sockets were closed under it
+    forwarder = threading.Thread(target=_forwarder, args=(upstream, downstream, control, stopped), name="fdp-proxy",
+                                 daemon=True)
     forwarder.start()
     try:
-        while forwarder.is_alive():
-            forwarder.join(JOIN_S)
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        while not stopped.wait(JOIN_S):
+            pass
     finally:
-        steer.send(b"TERMINATE")
-        forwarder.join()
-        steer.close(linger=0)
-        control.close(linger=0)
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            steer.send(b"TERMINATE")
+            stopped.wait()
+            steer.close(linger=0)
+            control.close(linger=0)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def main(argv: list[str] | None = None) -> int:

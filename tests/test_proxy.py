@@ -126,3 +126,41 @@ def test_proxy_stops_on_a_signal_that_lands_while_it_forwards(number, code):
             proxy.kill()
             subscriber.close(linger=0)
             publisher.close(linger=0)
+
+
+def test_only_the_proxys_main_thread_can_take_a_stop_signal():
+    """The kernel hands a process's SIGTERM or Ctrl-C to any thread that does not block it. Taken by the forwarder
+    thread (interrupting its poll inside zmq.proxy_steerable), it raised there while the main thread, woken by the
+    same signal, closed the sockets under it or waited on it for ever: a proxy that ignored SIGTERM in CI. libzmq's
+    threads block both already; the forwarder must too, so only the main thread can take them."""
+    context = zmq.Context.instance()
+    publisher = context.socket(zmq.PUB)
+    port = publisher.bind_to_random_port("tcp://127.0.0.1")
+    proxy = LiveRun("--frontend", f"tcp://127.0.0.1:{port}", "--backend", free_endpoint(),
+                    command=[sys.executable, "-m", "realtime.proxy"])
+    try:
+        assert proxy.process.stdout.readline().startswith("proxy: "), proxy.stderr
+        pid = proxy.process.pid
+        tasks = Path(f"/proc/{pid}/task")
+        stop_bits = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+
+        def blocking() -> dict[int, bool]:
+            """Each thread of the proxy: does it block both stop signals?"""
+            found = {}
+            for task in tasks.iterdir():
+                status = (task / "status").read_text()
+                mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+                found[int(task.name)] = mask & stop_bits == stop_bits
+            return found
+
+        blocked, deadline = blocking(), time.monotonic() + 30
+        while time.monotonic() < deadline and (len(blocked) < 4 or blocked[pid]):
+            time.sleep(0.05)  # until the forwarder runs (main, forwarder, libzmq's I/O and reaper threads) and the
+            blocked = blocking()  # main thread lets the signals through again
+        assert len(blocked) >= 4 and not blocked[pid], blocked
+        assert all(blocked[tid] for tid in blocked if tid != pid), blocked
+        proxy.signal(signal.SIGTERM)
+        assert proxy.finish(30) == 0 and "Traceback" not in proxy.stderr, proxy.stderr
+    finally:
+        proxy.kill()
+        publisher.close(linger=0)
