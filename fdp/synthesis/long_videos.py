@@ -484,7 +484,8 @@ def load_faces(split: str, faces: tuple[str, ...] = TUNE_FACES) -> list[FaceTrac
 
 
 def check_tune_faces(faces: tuple[str, ...]) -> tuple[str, ...]:
-    """`faces` if each names a distinct still of DEFAULT_SOURCES; else a one-line ConfigError that lists them."""
+    """`faces` if each names a distinct still of DEFAULT_SOURCES, as it is or shrunk (`NAME_<px>px`); else a
+    one-line ConfigError that lists them."""
     stills = [name for name in DEFAULT_SOURCES if name != REAL_TALKER]
     unknown = [f for f in faces if tune_face(f)[0] not in stills]
     if not faces or unknown or len(set(faces)) != len(faces):
