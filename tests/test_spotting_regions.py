@@ -85,7 +85,7 @@ def test_spotting_crop_margin_keeps_the_rigid_points_inside_and_off_the_edge(sti
     settings = SpotterSettings()
     keep = FlowMeter(settings.crop_size).window // 2  # the flow window must fit inside the crop
     framings = {"margin": spotting_settings(settings.crop_size, settings.margin_px),
-                "template": spotting_settings(settings.crop_size)}
+                "template": spotting_settings(settings.crop_size, 0)}
     near_edge = {name: 0 for name in framings}
     for frame, face in still_faces:
         for name, framing in framings.items():

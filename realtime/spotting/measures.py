@@ -54,7 +54,7 @@ class FaceMeasure:
     brightness: float  # mean gray of the raw crop
 
 
-def spotting_settings(crop_size: int, margin_px: int = 0) -> AlignerSettings:
+def spotting_settings(crop_size: int, margin_px: int) -> AlignerSettings:
     """The aligner's geometry (same template) with the face at the scale of a `crop_size` crop, `margin_px` more
     on every side, in gray. The margin keeps the face outline and temples, which the rigid fit reads
     (`regions.rigid_flow`), inside the crop and away from its edge: at the template's own framing they sit on
