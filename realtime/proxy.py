@@ -18,7 +18,7 @@ from fdp.cli import CommandParser, run_command, run_main
 from fdp.errors import ConfigError
 
 DEFAULT_BACKEND = "tcp://127.0.0.1:5560"
-JOIN_S = 0.2  # how long the main thread waits on the forwarder at a time: the longest a signal waits to be seen
+WAIT_S = 0.2  # how long the main thread waits on the forwarder at a time: the longest a signal waits to be seen
 
 
 def build_parser() -> CommandParser:
@@ -100,7 +100,7 @@ def forward(context: zmq.Context, upstream: zmq.Socket, downstream: zmq.Socket) 
     forwarder.start()
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        while not stopped.wait(JOIN_S):
+        while not stopped.wait(WAIT_S):
             pass
     finally:
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)

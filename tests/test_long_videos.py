@@ -220,7 +220,7 @@ def test_a_shrunk_tune_face_is_that_still_as_a_small_recompressed_photo_found_ag
     assert face_width(plain.points[0]) > 150
     script = small(preset_script("one_me", 3, "grace_hopper_80px", 30.0, 1.5))
     video, truth_path = VideoRenderer([shrunk]).write(script, tmp_path / "shrunk.avi")
-    frames, count, _ = read_frames(video)
+    _, count, _ = read_frames(video)
     assert count == script.n_frames and load_truth(truth_path).face == "grace_hopper_80px"
     with pytest.raises(ConfigError, match=r"^shrinking grace_hopper to a 9 px face: use a still, and a width from 24"):
         load_faces("tune", ("grace_hopper_9px",))

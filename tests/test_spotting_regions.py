@@ -22,7 +22,7 @@ def turn_flow(points: np.ndarray, degrees: float, centre: np.ndarray) -> np.ndar
     return (points - centre) @ linear.T + centre - points
 
 
-def face_points(side: int = 120) -> np.ndarray:
+def face_points() -> np.ndarray:
     """(478, 2) a face-like layout: STABLE points where the spotting crop puts them, the rest spread below."""
     rng = np.random.default_rng(0)
     points = np.c_[rng.uniform(30, 90, 478), rng.uniform(50, 110, 478)]
