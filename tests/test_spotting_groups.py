@@ -66,6 +66,27 @@ def test_the_lower_face_settling_after_a_blink_is_that_blink():
     assert not intervals and [r.cause for r in refusals] == ["blink"]
 
 
+def blink_and_mouth(mouth_start: int, mouth_peak: float) -> list[np.ndarray]:
+    """A 0.2 s blink (lids 3 % of the face width), and a 0.4 s motion of one mouth corner starting `mouth_start`
+    frames after it."""
+    lids = np.sin(np.linspace(0, np.pi, 6)) ** 2
+    mouth = np.zeros(mouth_start + 12)
+    mouth[mouth_start:] = np.sin(np.linspace(0, np.pi, 12)) ** 2
+    lids = np.r_[lids, np.zeros(len(mouth) - len(lids))]
+    return [features({"eye_l": 0.001 + 0.03 * a, "eye_r": 0.001 + 0.03 * a, "mouth_r": 0.001 + mouth_peak * m},
+                     blink=0.8 * a) for a, m in zip(lids, mouth)]
+
+
+def test_the_lower_face_moving_with_the_lids_is_the_blinks_nudge_to_the_alignment():
+    """A blink nudges the eye corners the crop is aligned on, and the lower face reads that at the very frames the
+    lids move: a mouth corner moving 30 % as far as the lids, from the blink's first frame, is that blink; the same
+    motion starting 0.2 s into the blink (its own timing, still beside it) is a micro-expression."""
+    with_the_lids, refusals, _ = run_detector(blink_and_mouth(0, 0.009), regions=REGION_GROUPS["lower"])
+    assert not with_the_lids and [r.cause for r in refusals] == ["blink"]
+    after, _, start = run_detector(blink_and_mouth(6, 0.009), regions=REGION_GROUPS["lower"])
+    assert len(after) == 1 and after[0].regions == ("mouth_r",) and after[0].onset_frame >= start + 5
+
+
 def test_a_detector_of_unknown_regions_is_refused_in_one_line():
     with pytest.raises(ConfigError, match="spotter regions"):
         IntervalDetector(SpotterSettings(), regions=("brow_l", "nose"))

@@ -81,6 +81,9 @@ class SpotterSettings:
     head_min_deg: float = 1.5  # head rotation during an interval that makes it head motion
     light_min: float = 0.08  # relative brightness change that makes it a light change
     leak_share: float = 0.2  # beside a nuisance, another region counts only past this share of its motion
+    coincident_leak_share: float = 0.35  # ... and past this share when it started with the lids (a blink's or a
+    # glance's nudge to the alignment moves the lower face at the very frames the lids move)
+    coincident_s: float = 0.07  # how close to the lids' first motion an onset counts as starting with them
     global_share: float = 0.9  # share of regions moving at the apex that makes it global motion, when ...
     global_evenness: float = 0.35  # ... the median region also moves this share of the strongest: an ME drags the
     # regions beside its action units along less than it moves them; a turn's rigid residual is spread evenly
@@ -331,6 +334,7 @@ class IntervalDetector:
         nuisance_motion = np.max([peak_values[:N_REGIONS], *before], axis=0)
         lids_before = np.max([(b, g) for t, b, g in self._lids if onset_s - s.lid_tail_s <= t <= onset_s] or
                              [(0.0, 0.0)], axis=0)  # a blink just before: the interval is its reopening
+        share = s.coincident_leak_share if self._lids_start_near(onset_s) else s.leak_share
         reached = {name: bool(peak_values[_INDEX[name]] >= self._minimums[_INDEX[name]])
                    for name in ("blink", "gaze", "jaw", "lip_gap")}
         lids_reached = lids_before >= self._minimums[[_INDEX["blink"], _INDEX["gaze"]]]
@@ -341,8 +345,18 @@ class IntervalDetector:
         masked = explained_regions(explained)
         moving = np.stack([self._moving(zz, vv) for zz, vv in zip(z, values)]).any(axis=0)
         if masked.any():  # what a nuisance moves, it also shakes elsewhere: the rest must stand out of that
-            moving &= ~masked & (peak_values[:N_REGIONS] >= s.leak_share * nuisance_motion[masked].max())
+            moving &= ~masked & (peak_values[:N_REGIONS] >= share * nuisance_motion[masked].max())
         return moving, explained
+
+    def _lids_start_near(self, onset_s: float) -> bool:
+        """The lids began a blink or a glance within coincident_s of `onset_s`: their first frame past the
+        minimum after a frame under it."""
+        s = self.settings
+        minimums = self._minimums[[_INDEX["blink"], _INDEX["gaze"]]]
+        rows = [(t, np.array([b, g]) >= minimums) for t, b, g in self._lids
+                if onset_s - s.lid_tail_s - s.coincident_s <= t <= onset_s + s.coincident_s]
+        return any(abs(t - onset_s) <= s.coincident_s and (now & ~before).any()
+                   for (_, before), (t, now) in zip(rows, rows[1:]))
 
     def _global_motion(self, z: np.ndarray, values: np.ndarray, explained: list[str]) -> bool:
         """The whole face moved at once and evenly at the apex (`z`/`values`: its features), judged on the regions
