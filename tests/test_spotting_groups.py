@@ -80,7 +80,7 @@ def blink_and_mouth(mouth_start: int, mouth_peak: float) -> list[np.ndarray]:
 def test_the_lower_face_moving_with_the_lids_is_the_blinks_nudge_to_the_alignment():
     """A blink nudges the eye corners the crop is aligned on, and the lower face reads that at the very frames the
     lids move: a mouth corner moving 30 % as far as the lids, from the blink's first frame, is that blink; the same
-    motion starting 0.2 s into the blink (its own timing, still beside it) is a micro-expression."""
+    motion starting 0.2 s after the blink began (its own timing, still beside it) is a micro-expression."""
     with_the_lids, refusals, _ = run_detector(blink_and_mouth(0, 0.009), regions=REGION_GROUPS["lower"])
     assert not with_the_lids and [r.cause for r in refusals] == ["blink"]
     after, _, start = run_detector(blink_and_mouth(6, 0.009), regions=REGION_GROUPS["lower"])

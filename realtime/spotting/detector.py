@@ -22,7 +22,8 @@ mouth, lips, chin and cheeks while the jaw or lips move (talking). A blink or gl
 the onset counts too: the lids and brows still settle after the closure has fallen under `blink_min`, and an
 interval that opens then (after a warm-up or a refusal that ended mid-blink) is that blink's reopening. A nuisance
 also shakes the rest of the face a little (the landmarks it moves steer the alignment), so beside one, a region
-must also move `leak_share` of the nuisance's own motion to count.
+must also move `leak_share` of the nuisance's own motion to count, and `coincident_leak_share` when its interval
+starts with the lids' first motion (the nudge moves the crop at those very frames).
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ class IntervalDetector:
         self.settings = settings
         self._group = np.isin(REGION_NAMES, regions)
         self._minimums = nuisance_minimums(settings)
+        self._lid_minimums = self._minimums[[_INDEX["blink"], _INDEX["gaze"]]]
         self.fixed = profile_noise
         self.running = _RunningNoise(settings)
         self._combined: tuple[RestingNoise | None, RestingNoise] | None = None  # (running noise it used, result)
@@ -337,7 +339,7 @@ class IntervalDetector:
         share = s.coincident_leak_share if self._lids_start_near(onset_s) else s.leak_share
         reached = {name: bool(peak_values[_INDEX[name]] >= self._minimums[_INDEX[name]])
                    for name in ("blink", "gaze", "jaw", "lip_gap")}
-        lids_reached = lids_before >= self._minimums[[_INDEX["blink"], _INDEX["gaze"]]]
+        lids_reached = lids_before >= self._lid_minimums
         happened = {"blink": reached["blink"] or bool(lids_reached[0]),
                     "glance": reached["gaze"] or bool(lids_reached[1]),
                     "talking": reached["jaw"] or reached["lip_gap"]}
@@ -352,8 +354,7 @@ class IntervalDetector:
         """The lids began a blink or a glance within coincident_s of `onset_s`: their first frame past the
         minimum after a frame under it."""
         s = self.settings
-        minimums = self._minimums[[_INDEX["blink"], _INDEX["gaze"]]]
-        rows = [(t, np.array([b, g]) >= minimums) for t, b, g in self._lids
+        rows = [(t, np.array([b, g]) >= self._lid_minimums) for t, b, g in self._lids
                 if onset_s - s.lid_tail_s - s.coincident_s <= t <= onset_s + s.coincident_s]
         return any(abs(t - onset_s) <= s.coincident_s and (now & ~before).any()
                    for (_, before), (t, now) in zip(rows, rows[1:]))
