@@ -165,6 +165,20 @@ def test_detector_head_turn_during_an_open_interval_ends_it_at_once():
     assert refusals[0].offset_s <= (start + 6) / 30.0
 
 
+def test_detector_motion_as_a_movement_begun_with_a_turn_comes_to_rest_is_its_tail():
+    """A smile that starts with a head turn is refused as head motion at the turn, and the rest of its rise is
+    waited out (no interval opens until the face is still): the duration rule never sees it as a macro. The mouth
+    moving again as it comes to rest is the tail of the movement that began with the turn, not a micro-expression;
+    the same motion later is one."""
+    ramp = np.sin(np.linspace(0, np.pi / 2, 6)) ** 2
+    rise = [features({"mouth_l": 0.02 * a, "mouth_r": 0.02 * a}, pose_deg=4.0 * a) for a in ramp]
+    rising = [features({"mouth_l": 0.02, "mouth_r": 0.02})] * 24  # 0.8 s more, against the lagged reference
+    for gap_frames, events in ((2, 0), (20, 1)):
+        intervals, refusals, _ = run_detector(rise + rising + [features()] * gap_frames + bump(9, 0.006))
+        assert len(intervals) == events
+        assert [r.cause for r in refusals] == ["head motion"] * (2 - events)
+
+
 def test_detector_many_regions_with_a_clear_peak_are_an_expression_not_global_motion():
     """A brow raise drags the lids and cheeks along, so every region may pass the threshold; what it moves most
     still stands out, unlike a turn's rigid residual, which is even across the face."""

@@ -13,7 +13,10 @@ peak on either side.
 
 An interval is refused, with its cause, when it lasts longer than `max_duration_s`, or when the face moves again
 within `confirm_s` of coming back (both: macro, a micro-looking step of a longer movement; a too-long one that a
-nuisance explains in every region it moved is named after that nuisance: a stretch of talking, a held glance),
+nuisance explains in every region it moved is named after that nuisance: a stretch of talking, a held glance;
+and motion within `confirm_s` of the end of a movement whose interval was ended early (too long, a head turn, a
+light change) and which kept the face moving longer than a micro-expression lasts: its tail, refused with its
+cause, e.g. a smile that began with a turn settling),
 when the head turned (`pose_deg`) or the light changed (`light`) during it (an open interval ends at that frame,
 unfinished, so the spotter is ready again as soon as the reference has caught up), when the whole face moved at
 once and evenly (global motion: an ME moves its own regions most, whatever it drags along), or when nothing
@@ -200,6 +203,9 @@ class IntervalDetector:
         self._open_s: float | None = None
         self._quiet_since: float | None = None
         self._refractory = False
+        self._refractory_since: float | None = None  # onset of the movement the refractory stretch waits out ...
+        self._refractory_cause = ""  # ... and why its interval was ended
+        self._settle_until_s = -np.inf  # a long movement ended: motion before this is still part of it
         self._candidate: SpottedInterval | None = None  # closed, waiting out confirm_s of rest
         self._moved = np.zeros(N_REGIONS, bool)  # the regions that have moved in the open interval
         self._lids: deque[tuple[float, float, float]] = deque()  # (t_s, blink, gaze) of every frame, warm-up too
@@ -253,6 +259,12 @@ class IntervalDetector:
             confirmed, refusal = self._confirm(t_s, moving.any())
             if self._refractory:
                 self._refractory = score >= s.close_z
+                if not self._refractory and t_s - self._refractory_since > s.max_duration_s + s.lag_s:
+                    self._settle_until_s = t_s + s.confirm_s
+            elif moving.any() and t_s <= self._settle_until_s:
+                self._refractory = True  # the face moves again on coming back from a long movement: its tail
+                tail = Refusal(self._refractory_cause, self._refractory_since, t_s)
+                return DetectorStep(score, False, confirmed, refusal or tail)
             elif moving.any():
                 self._open_s, self._quiet_since, self._moved = t_s, None, moving
                 return DetectorStep(score, True, None, refusal)
@@ -270,6 +282,7 @@ class IntervalDetector:
         cause = self._abort_cause(t_s, z, values)
         if cause is not None:
             refusal = Refusal(cause, self._open_s, t_s)
+            self._refractory_since, self._refractory_cause = self._open_s, cause
             self._open_s, self._refractory = None, True
             return DetectorStep(score, False, None, refusal)
         return DetectorStep(score, True)
