@@ -263,8 +263,7 @@ class IntervalDetector:
                     self._settle_until_s = t_s + s.confirm_s
             elif moving.any() and t_s <= self._settle_until_s:
                 self._refractory = True  # the face moves again on coming back from a long movement: its tail
-                tail = Refusal(self._refractory_cause, self._refractory_since, t_s)
-                return DetectorStep(score, False, confirmed, refusal or tail)
+                return DetectorStep(score, False, None, Refusal(self._refractory_cause, self._refractory_since, t_s))
             elif moving.any():
                 self._open_s, self._quiet_since, self._moved = t_s, None, moving
                 return DetectorStep(score, True, None, refusal)
