@@ -279,11 +279,23 @@ def test_interval_closes_when_the_regions_that_moved_are_back_though_another_reg
 
 
 def test_lids_settling_just_after_a_blink_are_that_blink_not_an_expression():
-    """A blink ends as the spotter becomes ready (or a refusal ends mid-blink): the lids and brows still move
-    while the closure share is already under blink_min. A blink up to lid_tail_s before the onset explains them."""
+    """A blink's interval is refused and closed while the lids and brows have yet to settle, and they move again
+    with the closure share already under blink_min: a blink up to lid_tail_s before the onset explains them."""
+    blink = [features({"eye_l": 0.03, "eye_r": 0.03, "brow_l": 0.01}, blink=0.3)] * 4
+    tail = [features({"eye_l": v, "brow_l": v / 3}, blink=0.05) for v in (0.02, 0.02, 0.012, 0.006)]
+    lids = blink + [features(blink=0.05)] * 3 + tail
+    intervals, refusals, _ = run_detector(lids)
+    assert not intervals and [r.cause for r in refusals] == ["blink", "blink"]
+    intervals, _, _ = run_detector(lids, settings=SpotterSettings(lid_tail_s=0.0))
+    assert len(intervals) == 1  # without the rule, the settling lids are an expression
+
+
+def test_a_movement_under_way_when_the_warm_up_ends_is_waited_out_not_an_event():
+    """The running baseline's first estimate lands mid-movement (the mouth still settling after a blink, a smile
+    begun during the warm-up): its onset was never seen, so nothing opens until the face has been at rest. The
+    same movement once the spotter is ready is an event."""
     rng = np.random.default_rng(0)
     rest = [features() + rng.normal(0, 0.0002, len(FEATURE_NAMES)) for _ in range(60)]
-    blink = [features({"eye_l": 0.03, "eye_r": 0.03, "brow_l": 0.01}, blink=0.3)] * 4  # frames 25-28
-    tail = [features({"eye_l": v, "brow_l": v / 3}, blink=0.05) for v in (0.02, 0.02, 0.012, 0.006)]
-    intervals, refusals = push_all(rest[:25] + blink + tail + rest[25:])
-    assert not intervals and [r.cause for r in refusals] == ["blink"]
+    for start, events in ((27, 0), (45, 1)):  # the first estimate exists from frame 30 (1.0 s at 30 fps)
+        intervals, refusals = push_all(rest[:start] + bump(9, 0.01) + rest[start:])
+        assert len(intervals) == events and not refusals

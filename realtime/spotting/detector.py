@@ -16,7 +16,9 @@ within `confirm_s` of coming back (both: macro, a micro-looking step of a longer
 nuisance explains in every region it moved is named after that nuisance: a stretch of talking, a held glance;
 and motion within `confirm_s` of the end of a movement whose interval was ended early (too long, a head turn, a
 light change) and which kept the face moving longer than a micro-expression lasts: its tail, refused with its
-cause, e.g. a smile that began with a turn settling),
+cause, e.g. a smile that began with a turn settling; a movement already under way when the thresholds first
+exist (the end of the warm-up, or the first frame beside a profile) is waited out the same way: its onset was
+never seen, so the face must be seen at rest before anything opens),
 when the head turned (`pose_deg`) or the light changed (`light`) during it (an open interval ends at that frame,
 unfinished, so the spotter is ready again as soon as the reference has caught up), when the whole face moved at
 once and evenly (global motion: an ME moves its own regions most, whatever it drags along), or when nothing
@@ -248,6 +250,8 @@ class IntervalDetector:
         noise = self.noise
         if noise is None:
             return DetectorStep(0.0, False)
+        if self._refractory_since is None:  # the first frame with thresholds: a movement already under way began
+            self._refractory, self._refractory_since, self._refractory_cause = True, t_s, "warm-up"  # unseen
         s = self.settings
         z = (values - noise.median) / np.maximum(noise.scale, NOISE_FLOORS)
         score = float(z[:N_REGIONS][self._group].max())
