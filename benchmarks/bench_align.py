@@ -3,6 +3,8 @@
     python benchmarks/bench_align.py            # ms/frame of detect+align, VIDEO mode, WolfgangLanger_Pexels.mp4
     python benchmarks/bench_align.py --jitter   # the measurements behind align.py's anchor and smoothing choices
     python benchmarks/bench_align.py --options --legacy-model face_landmark.tflite   # cheaper landmarkers
+    python benchmarks/bench_align.py --legacy-model face_landmark.tflite \
+        --revalidate models/fdp_live/model.safetensors data/heldout_v2     # the model on the cheaper one's crops
 
 `--options` times, frame by frame in turn on the same decoded video (so bursts of load hit them all), what one crop
 costs with: the Tasks landmarker as the aligner runs it; the same with blendshapes and the pose matrix off; the same
@@ -27,6 +29,7 @@ import time
 import cv2
 import numpy as np
 import skimage.data
+from rich.progress import track
 
 from fdp.align import (
     FaceAligner,
@@ -41,6 +44,8 @@ from fdp.align import (
 )
 from fdp.assets import asset_path
 from fdp.config import AlignerSettings
+from fdp.datasets.clips import ClipSample
+from fdp.datasets.crop_cache import CachedCrops
 
 SETTINGS = AlignerSettings()
 SIDE = SETTINGS.crop_size
@@ -366,6 +371,57 @@ def bench_options(legacy_model: str | None) -> None:
               f"lacks: {lacks.get(name, 'nothing')}")
 
 
+def legacy_crops(clip: ClipSample, indices: np.ndarray, settings: AlignerSettings, legacy_model: str) -> CachedCrops:
+    """A clip's crops as `fdp.preprocess.align_clip` cuts them, but from a fresh LegacyTracker's landmarks; a frame
+    it loses is cut with the nearest tracked frame's transform."""
+    from fdp.datasets.crop_cache import source_fingerprint
+    from fdp.preprocess import aligner_key
+
+    tracker = LegacyTracker(legacy_model)
+    frames, matrices = [], []
+    for index in indices:
+        frames.append(cv2.imread(str(clip.frame_paths[int(index)]), cv2.IMREAD_COLOR))
+        matrices.append(None if tracker(frames[-1], 0) is None else align_crop(frames[-1], tracker.previous,
+                                                                                settings)[1])
+    have = np.flatnonzero([m is not None for m in matrices])
+    crops = [warp_crop(frame, matrices[int(have[np.argmin(np.abs(have - i))])], settings)
+             for i, frame in enumerate(frames)]
+    numbers = np.asarray([clip.frame_numbers[int(i)] for i in indices], np.int64)
+    return CachedCrops(np.stack(crops), numbers, np.isin(np.arange(len(frames)), have),
+                       source_fingerprint(clip, indices), aligner_key(settings))
+
+
+def bench_revalidate(checkpoint: str, root: str, legacy_model: str) -> None:
+    """Would a cheaper aligner need a retrained model? The checkpoint on a synthetic clip set (e.g. the held-out
+    faces) aligned as its model was trained (the Tasks aligner, from the crop cache) and by the legacy tracker."""
+    from pathlib import Path
+
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from fdp.checkpoint import load_checkpoint
+    from fdp.clip_batches import ClipItem
+    from fdp.datasets.classes import labelled_clips
+    from fdp.datasets.sources import load_sources, resolve_setting
+    from fdp.preprocess import clip_key, needed_indices, preprocess_clips
+    from fdp.training_loop import predict
+
+    model = load_checkpoint(Path(checkpoint), "cpu")
+    settings, window_s = model.config.aligner, model.config.window_s
+    pairs = labelled_clips(load_sources(["synthetic"], [Path(root)]).clips, resolve_setting("", ["synthetic"]))
+    _, cached = preprocess_clips([c for c, _ in pairs], settings, window_s=window_s, progress=False)
+    pairs = [(c, label) for c, label in pairs if clip_key(c) in cached]
+    by_aligner = {"Tasks aligner (as trained)": [ClipItem(c, cached[clip_key(c)], label) for c, label in pairs],
+                  "legacy 468 tracked (litert)": [
+                      ClipItem(c, legacy_crops(c, needed_indices(c, window_s, 0.2), settings, legacy_model), label)
+                      for c, label in track(pairs, description="legacy tracker")]}
+    print(f"\n{Path(checkpoint).name} on {len(pairs)} clips of {root}, centred windows:")
+    for name, items in by_aligner.items():
+        found = predict(model, items, window_s, "cpu")
+        lost = sum(int((~i.crops.found).sum()) for i in items)
+        print(f"  {name:30} accuracy {accuracy_score(found.y_true, found.y_pred):.3f}  "
+              f"UF1 {f1_score(found.y_true, found.y_pred, average='macro'):.3f}  frames lost {lost}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("video", "image"), default="video", help="MediaPipe running mode")
@@ -373,7 +429,14 @@ def main() -> None:
     parser.add_argument("--options", action="store_true", help="also time cheaper landmarkers side by side")
     parser.add_argument("--legacy-model", default=None, help="FaceMesh face_landmark.tflite (468 points) for "
                         "--options; see above for where to get it")
+    parser.add_argument("--revalidate", nargs=2, metavar=("CHECKPOINT", "ROOT"), default=None,
+                        help="only: the checkpoint on a synthetic clip set aligned both ways (needs --legacy-model)")
     args = parser.parse_args()
+    if args.revalidate is not None:
+        if args.legacy_model is None:
+            parser.error("--revalidate needs --legacy-model face_landmark.tflite")
+        bench_revalidate(*args.revalidate, args.legacy_model)
+        return
     bench_speed(args.mode)
     if args.jitter:
         bench_jitter()
