@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import closing
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -276,6 +278,9 @@ class LegacyTracker:
         self.previous: np.ndarray | None = None  # (468, 2) frame px
         self.detections = 0
 
+    def close(self) -> None:
+        self.detector.close()
+
     def _roi(self, frame: np.ndarray) -> tuple[np.ndarray, float, float] | None:
         """(centre, side, angle) of the landmark model's input square, from the last landmarks or a detection."""
         if self.previous is not None:
@@ -372,30 +377,25 @@ def bench_options(legacy_model: str | None) -> None:
 
 
 def legacy_crops(clip: ClipSample, indices: np.ndarray, settings: AlignerSettings, legacy_model: str) -> CachedCrops:
-    """A clip's crops as `fdp.preprocess.align_clip` cuts them, but from a fresh LegacyTracker's landmarks; a frame
-    it loses is cut with the nearest tracked frame's transform."""
+    """A clip's crops as `fdp.preprocess.align_clip` cuts them, but from a fresh LegacyTracker's landmarks."""
     from fdp.datasets.crop_cache import source_fingerprint
-    from fdp.preprocess import aligner_key
+    from fdp.preprocess import filled_crops
 
-    tracker = LegacyTracker(legacy_model)
-    frames, matrices = [], []
-    for index in indices:
-        frames.append(cv2.imread(str(clip.frame_paths[int(index)]), cv2.IMREAD_COLOR))
-        matrices.append(None if tracker(frames[-1], 0) is None else align_crop(frames[-1], tracker.previous,
-                                                                                settings)[1])
-    have = np.flatnonzero([m is not None for m in matrices])
-    crops = [warp_crop(frame, matrices[int(have[np.argmin(np.abs(have - i))])], settings)
-             for i, frame in enumerate(frames)]
+    frames, crops, matrices = [], [], []
+    with closing(LegacyTracker(legacy_model)) as tracker:
+        for index in indices:
+            frames.append(cv2.imread(str(clip.frame_paths[int(index)]), cv2.IMREAD_COLOR))
+            crop, matrix = (None, None) if frames[-1] is None or tracker(frames[-1], 0) is None else align_crop(
+                frames[-1], tracker.previous, settings)
+            crops.append(crop)
+            matrices.append(matrix)
     numbers = np.asarray([clip.frame_numbers[int(i)] for i in indices], np.int64)
-    return CachedCrops(np.stack(crops), numbers, np.isin(np.arange(len(frames)), have),
-                       source_fingerprint(clip, indices), aligner_key(settings))
+    return filled_crops(frames, crops, matrices, numbers, settings, source_fingerprint(clip, indices))
 
 
 def bench_revalidate(checkpoint: str, root: str, legacy_model: str) -> None:
     """Would a cheaper aligner need a retrained model? The checkpoint on a synthetic clip set (e.g. the held-out
     faces) aligned as its model was trained (the Tasks aligner, from the crop cache) and by the legacy tracker."""
-    from pathlib import Path
-
     from sklearn.metrics import accuracy_score, f1_score
 
     from fdp.checkpoint import load_checkpoint
@@ -432,6 +432,8 @@ def main() -> None:
     parser.add_argument("--revalidate", nargs=2, metavar=("CHECKPOINT", "ROOT"), default=None,
                         help="only: the checkpoint on a synthetic clip set aligned both ways (needs --legacy-model)")
     args = parser.parse_args()
+    if args.legacy_model is not None and not Path(args.legacy_model).is_file():
+        parser.error(f"--legacy-model {args.legacy_model}: no such file (see --help for where to get it)")
     if args.revalidate is not None:
         if args.legacy_model is None:
             parser.error("--revalidate needs --legacy-model face_landmark.tflite")

@@ -157,7 +157,7 @@ def _decode(frame: Path | bytes | None, mode: int) -> np.ndarray | None:
 
 def align_clip(job: AlignJob, report: PreprocessReport) -> CachedCrops:
     """Align the job's frames with a fresh VIDEO-mode aligner; fill faceless frames from a neighbour."""
-    from fdp.align import FaceAligner, warp_crop
+    from fdp.align import FaceAligner
 
     clip, settings = job.clip, job.settings
     numbers = np.asarray([clip.frame_numbers[i] for i in job.indices], np.int64)
@@ -174,16 +174,27 @@ def align_clip(job: AlignJob, report: PreprocessReport) -> CachedCrops:
             frames.append(frame)
             crops.append(faces[0].crop if faces else None)
             matrices.append(faces[0].matrix if faces else None)
+    return filled_crops(frames, crops, matrices, numbers, settings, job.fingerprint)
+
+
+def filled_crops(frames: Sequence[np.ndarray | None], crops: list[np.ndarray | None],
+                 matrices: Sequence[np.ndarray | None], numbers: np.ndarray, settings: AlignerSettings,
+                 fingerprint: str) -> CachedCrops:
+    """A clip's CachedCrops from per-frame crops and transforms (None where no face was found): a faceless frame is
+    cut with the nearest found frame's transform (or takes its crop where the frame itself is unreadable), so a
+    clip's frames stay evenly spaced in time."""
+    from fdp.align import warp_crop
+
     found = np.array([c is not None for c in crops], bool)
     shape = (settings.crop_size, settings.crop_size) + (() if settings.gray else (3,))
     if not found.any():
-        return CachedCrops(np.zeros((0, *shape), np.uint8), numbers, found, job.fingerprint, aligner_key(settings))
+        return CachedCrops(np.zeros((0, *shape), np.uint8), numbers, found, fingerprint, aligner_key(settings))
     have = np.flatnonzero(found)
     for i in np.flatnonzero(~found):
         nearest = int(have[np.argmin(np.abs(have - i))])
         frame = frames[i]
         crops[i] = crops[nearest] if frame is None else warp_crop(frame, matrices[nearest], settings)
-    return CachedCrops(np.stack(crops).astype(np.uint8), numbers, found, job.fingerprint, aligner_key(settings))
+    return CachedCrops(np.stack(crops).astype(np.uint8), numbers, found, fingerprint, aligner_key(settings))
 
 
 def _read_aligned(job: AlignJob, numbers: np.ndarray, report: PreprocessReport) -> CachedCrops:
