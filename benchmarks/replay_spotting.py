@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -39,10 +41,19 @@ def store_path(truth: VideoTruth, settings: SpotterSettings) -> Path:
     return truth.video.parent / "measures" / f"{truth.video.stem}-{size}-{versions}.npz"
 
 
+def readable_store(path: Path) -> bool:
+    """True if `path` holds stored measures with every field (a store cut off by an earlier run is measured again)."""
+    try:
+        with np.load(path) as stored:
+            return {"frame_index", *MEASURE_FIELDS} <= set(stored.files)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
+
+
 def measure_video(truth: VideoTruth, settings: SpotterSettings) -> list[FaceMeasure]:
     """Every frame's first face, measured as the live spotter measures it (stored after the first call)."""
     path = store_path(truth, settings)
-    if not path.is_file():
+    if not readable_store(path):
         capture = cv2.VideoCapture(str(truth.video))
         measures, index = [], 0
         framing = spotting_settings(settings.crop_size, settings.margin_px)
@@ -58,9 +69,11 @@ def measure_video(truth: VideoTruth, settings: SpotterSettings) -> list[FaceMeas
                 index += 1
         capture.release()
         path.parent.mkdir(exist_ok=True)
-        np.savez_compressed(path, frame_index=np.array([m.frame_index for m in measures]),
+        partial = path.with_name(f"{path.stem}.partial.npz")  # renamed once whole: a cut-off run leaves no store
+        np.savez_compressed(partial, frame_index=np.array([m.frame_index for m in measures]),
                             **{name: np.stack([np.asarray(getattr(m, name)) for m in measures])
                                for name in MEASURE_FIELDS})
+        os.replace(partial, path)
     stored = np.load(path)
     arrays = {name: stored[name] for name in MEASURE_FIELDS}
     return [FaceMeasure(t_s=int(i) / truth.fps, frame_index=int(i),

@@ -48,6 +48,12 @@ def long_videos() -> int:
     return run_command(main, "fdp-long-videos")
 
 
+def recode() -> int:
+    from fdp.synthesis.recode import main
+
+    return run_command(main, "fdp-recode")
+
+
 def assets() -> int:
     from fdp.assets import main
 

@@ -17,8 +17,8 @@ SCRIPTS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"].get("s
 pytestmark = pytest.mark.timeout(120)
 
 EXPECTED = {"fdp-live", "fdp-calibrate", "fdp-train", "fdp-evaluate", "fdp-export", "fdp-preprocess",
-            "fdp-synthesize", "fdp-heldout", "fdp-long-videos", "fdp-assets", "fdp-subscribe", "fdp-json-schema",
-            "fdp-timeline", "fdp-quantize", "fdp-proxy"}
+            "fdp-synthesize", "fdp-heldout", "fdp-long-videos", "fdp-recode", "fdp-assets", "fdp-subscribe",
+            "fdp-json-schema", "fdp-timeline", "fdp-quantize", "fdp-proxy"}
 
 
 def run(*argv: str) -> subprocess.CompletedProcess:

@@ -431,11 +431,24 @@ def failing_engine(engine):
     return Failing()
 
 
-@pytest.mark.parametrize("stage", ["alignment", "model", "capture"])
-def test_stages_a_stage_that_raises_ends_the_run_with_one_line_and_a_complete_log(stage, tmp_path, tiny_model):
+@pytest.mark.parametrize("stage", ["alignment", "model", "spotting", "capture"])
+def test_stages_a_stage_that_raises_ends_the_run_with_one_line_and_a_complete_log(stage, tmp_path, tiny_model,
+                                                                                   monkeypatch):
+    from realtime import pipeline
     from realtime.capture import VideoSource
     from realtime.frames import EndCause
 
+    if stage == "spotting":  # the spotter is part of the model stage: its error ends the run as the encoder's does
+        class FailingSpotter(pipeline.FaceSpotter):
+            calls = 0
+
+            def update(self, *args):
+                FailingSpotter.calls += 1
+                if FailingSpotter.calls == 25:
+                    raise FloatingPointError("flow overflow")
+                return super().update(*args)
+
+        monkeypatch.setattr(pipeline, "FaceSpotter", FailingSpotter)
     video = asset_path("WolfgangLanger_Pexels.mp4")
     if stage == "capture":
         class FailingSource(VideoSource):
@@ -452,12 +465,13 @@ def test_stages_a_stage_that_raises_ends_the_run_with_one_line_and_a_complete_lo
     end = run.run()
     reason = {"alignment": "alignment stage failed (RuntimeError: landmark graph crashed)",
               "model": "model stage failed (ValueError: encoder output has NaNs)",
+              "spotting": "model stage failed (FloatingPointError: flow overflow)",
               "capture": f"{video}: capture failed (OSError: USB bus reset)"}[stage]
     assert (end.reason, end.cause) == (reason, EndCause.FAILED)
     logged = assert_complete_log(run, reason)
-    # A file loses no frame: every frame before the failure reached the model stage (the model stage fails on
-    # its 20th frame with a face, so at or after its 20th frame).
-    assert end.frames == 29 if stage == "alignment" else end.frames == 40 if stage == "capture" else end.frames >= 20
+    # A file loses no frame: every frame before the failure reached the model stage (the encoder fails on its
+    # 20th frame with a face and the spotter on its 25th, so at or after that frame).
+    assert end.frames == {"alignment": 29, "capture": 40}.get(stage, end.frames) and end.frames >= 20
     assert any(m.topic == schema.TOPIC_PREDICTION for m in logged)
 
 
