@@ -16,6 +16,7 @@ from calibration.neutral import profile_path
 from fdp.assets import missing_assets
 from fdp.export import main as export_main
 from fdp.synthesis.long_videos import load_truth, render_video
+from fdp.synthesis.recode import RecodeConfig, recode_video
 from fdp.synthesis.video_script import Blink, MicroExpression, VideoScript, preset_script
 from fdp.train import main as train_main
 from realtime.live_config import LiveConfig
@@ -73,6 +74,25 @@ def test_spotting_one_inserted_me_is_one_event_timed_and_labelled(videos, tmp_pa
     assert event["onset_frame"] <= event["apex_frame"] <= event["offset_frame"]
     assert event["label"] == "surprise" and {"brow_l", "brow_r"} & set(event["regions"])
     assert event["spotter"].startswith("fdp-spot/")
+
+
+def test_spotting_on_h264_with_a_keyframe_at_the_onset_one_event_and_none_without_the_me(videos, tmp_path):
+    """The same two videos stored as ffmpeg's default H.264 (CRF 23, a keyframe every second: one at the ME's onset,
+    where a re-draw of the texture meets the motion): still one event, timed and labelled, and none without it.
+    (Fainter MEs and lower bitrates do lose events: docs/STATUS.md.)"""
+    config = RecodeConfig(source=tmp_path, out=tmp_path, crf=23, keyframe_s=1.0)
+    coded = {}
+    for name in ("one_me", "no_me"):
+        coded[name] = tmp_path / f"{name}.mp4"
+        recode_video(videos[name], coded[name], FPS, config)
+    truth = load_truth(videos["one_me"].with_suffix(".json")).mes[0]
+    assert truth.start == round(config.keyframe_s * FPS) * 2  # the second keyframe falls on the onset
+    found = events(live(coded["one_me"], tmp_path))
+    assert len(found) == 1, found
+    assert abs(found[0]["onset_frame"] - truth.start) <= TOLERANCE_FRAMES
+    assert abs(found[0]["offset_frame"] - truth.end) <= TOLERANCE_FRAMES
+    assert found[0]["label"] == "surprise"
+    assert events(live(coded["no_me"], tmp_path)) == []
 
 
 @pytest.mark.parametrize("name", ["no_me", "blinks", "talk", "macro"])
