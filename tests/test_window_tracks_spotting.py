@@ -8,6 +8,7 @@ import pytest
 
 from calibration.neutral import RestingNoise
 from fdp.datasets.sampling import window_frame_indices
+from fdp.errors import ConfigError
 from fdp.rank_pooling import rank_pool_reference
 from realtime.spotting import FEATURE_NAMES, SpotterSettings
 from realtime.spotting.detector import IntervalDetector
@@ -125,6 +126,31 @@ def test_detector_short_motion_is_one_interval_with_onset_apex_offset():
 def test_detector_motion_longer_than_micro_is_refused_as_macro():
     intervals, refusals, _ = run_detector(bump(60, 0.02))  # 2 s
     assert not intervals and refusals and refusals[0].cause == "macro"
+
+
+def test_detector_motion_of_a_single_frame_is_brief_not_micro():
+    """A block the codec re-draws for a frame (or flicker it turns into texture) moves as much as an ME but
+    comes and goes at once (onset to offset 0.067 s at 30 fps); the same peak over 0.3 s is an ME."""
+    spike = [features({"cheek_l": 0.006})]
+    intervals, refusals, _ = run_detector(spike)
+    assert not intervals and [r.cause for r in refusals] == ["brief"]
+    intervals, refusals, _ = run_detector(bump(9, 0.006))
+    assert len(intervals) == 1 and not refusals
+
+
+def test_detector_me_whose_return_the_codec_left_part_coded_is_an_me_not_a_macro():
+    """After a clear ME, H.264 may hold a tenth of its motion until the next keyframe: above close_z, so the
+    interval never closes against its frozen reference and times out. Back under return_share of its peak for
+    lag_s, it is the ME it was; the same motion held near its peak is still a macro-expression."""
+    residual = [features({"mouth_l": 0.0023, "mouth_r": 0.0023})] * 30  # 0.13 % above rest: z 2.6
+    intervals, refusals, start = run_detector(bump(9, 0.01) + residual)
+    assert len(intervals) == 1 and not refusals
+    assert start + 6 <= intervals[0].offset_frame <= start + 9
+    intervals, refusals, _ = run_detector(bump(9, 0.01) + residual, settings=SpotterSettings(return_share=0.0))
+    assert not intervals and [r.cause for r in refusals] == ["macro"]
+    held = [features({"mouth_l": 0.008, "mouth_r": 0.008})] * 30
+    intervals, refusals, _ = run_detector(bump(9, 0.01)[:5] + held)
+    assert not intervals and refusals[0].cause == "macro"
 
 
 @pytest.mark.parametrize("nuisance, cause", [({"pose_deg": 4.0}, "head motion"), ({"light": 0.2}, "light change")])
@@ -299,3 +325,11 @@ def test_a_movement_under_way_when_the_warm_up_ends_is_waited_out_not_an_event()
     for start, events in ((27, 0), (45, 1)):  # the first estimate exists from frame 30 (1.0 s at 30 fps)
         intervals, refusals = push_all(rest[:start] + bump(9, 0.01) + rest[start:])
         assert len(intervals) == events and not refusals
+
+
+@pytest.mark.parametrize("field, value", [("min_duration_s", 0.5), ("min_duration_s", -0.1), ("return_share", 1.0),
+                                          ("close_z", 5.0)])
+def test_spotter_settings_out_of_range_are_one_line_errors(field, value):
+    with pytest.raises(ConfigError, match=f"^spotter .*{field}") as error:
+        SpotterSettings(**{field: value})
+    assert "\n" not in str(error.value)

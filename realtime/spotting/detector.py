@@ -11,7 +11,10 @@ what a micro-expression does and a macro-expression, a head turn or a new light 
 open.) The apex is the frame of largest motion; onset and offset are where the motion crosses `edge_share` of its
 peak on either side.
 
-An interval is refused, with its cause, when it lasts longer than `max_duration_s`, or when the face moves again
+An interval that has outlasted a micro-expression while every region it moved has stayed under `return_share` of its
+peak for `lag_s` closes after all (a codec left part of the return to rest uncoded; a macro-expression stays near
+its peak). An interval is refused, with its cause, when it lasts longer than `max_duration_s` or less than
+`min_duration_s` (brief: a frame-local artefact of compression or flicker), or when the face moves again
 within `confirm_s` of coming back (both: macro, a micro-looking step of a longer movement; a too-long one that a
 nuisance explains in every region it moved is named after that nuisance: a stretch of talking, a held glance;
 and motion within `confirm_s` of the end of a movement whose interval was ended early (too long, a head turn, a
@@ -77,6 +80,13 @@ class SpotterSettings:
     min_motion_fw: float = 0.002  # a region must also move this many face widths (0.2 %)
     edge_share: float = 0.25  # onset / offset where the motion crosses this share of its peak
     max_duration_s: float = 0.5  # onset to offset; longer is a macro-expression
+    min_duration_s: float = 0.09  # onset to offset; shorter is a frame-local artefact: a codec's re-drawn block,
+    # flicker turned into texture by compression (no true ME on the tune videos, MJPG or H.264, spotted under
+    # 0.1 s; 4 of 7 false spots on their H.264 copies were)
+    return_share: float = 0.2  # an interval still open when it has outlasted a micro-expression closes after all
+    # if every region it moved has stayed under this share of its peak for lag_s: a codec left the return to rest
+    # part-coded (H.264 at CRF 23 holds 10 % of a clear ME's motion for up to a keyframe), which a macro-expression,
+    # still near its peak, never is
     nuisance_z: float = 4.0
     blink_min: float = 0.15  # lid closure share (or blink blendshape rise) that counts as a blink
     lid_tail_s: float = 0.2  # a blink or glance this long before an onset still explains lids and brows: they
@@ -107,6 +117,9 @@ class SpotterSettings:
         if not 0.05 <= self.lag_s <= 1.0 or not 0.1 <= self.max_duration_s <= 1.0:
             raise ConfigError(f"spotter lag_s {self.lag_s} / max_duration_s {self.max_duration_s}: use 0.05-1 s "
                               "and 0.1-1 s")
+        if not 0.0 <= self.min_duration_s < self.max_duration_s or not 0.0 <= self.return_share < 1.0:
+            raise ConfigError(f"spotter min_duration_s {self.min_duration_s} / return_share {self.return_share}: use "
+                              f"0 to under max_duration_s ({self.max_duration_s}) s, and a share of 0 to under 1")
 
 
 @dataclass(frozen=True)
@@ -132,7 +145,7 @@ class SpottedInterval:
 class Refusal:
     """An interval that was not a micro-expression, and why (for the benchmark and the logs)."""
 
-    cause: str  # macro, head motion, light change, global motion, blink, glance, talking, weak
+    cause: str  # macro, brief, head motion, light change, global motion, blink, glance, talking, weak
     onset_s: float
     offset_s: float
 
@@ -210,6 +223,7 @@ class IntervalDetector:
         self._settle_until_s = -np.inf  # a long movement ended: motion before this is still part of it
         self._candidate: SpottedInterval | None = None  # closed, waiting out confirm_s of rest
         self._moved = np.zeros(N_REGIONS, bool)  # the regions that have moved in the open interval
+        self._peak_z = 0.0  # ... and their largest motion, resting deviations
         self._lids: deque[tuple[float, float, float]] = deque()  # (t_s, blink, gaze) of every frame, warm-up too
 
     @property
@@ -269,17 +283,21 @@ class IntervalDetector:
                 self._refractory = True  # the face moves again on coming back from a long movement: its tail
                 return DetectorStep(score, False, None, Refusal(self._refractory_cause, self._refractory_since, t_s))
             elif moving.any():
-                self._open_s, self._quiet_since, self._moved = t_s, None, moving
+                self._open_s, self._quiet_since, self._moved, self._peak_z = t_s, None, moving, score
                 return DetectorStep(score, True, None, refusal)
             if not self._refractory and self._candidate is None and self.running.noise is not None:
                 self.running.add(t_s, values)
             return DetectorStep(score, False, confirmed, refusal)
         self._moved = self._moved | self._moving(z, values)
+        self._peak_z = max(self._peak_z, score)
         if float(z[:N_REGIONS][self._moved].max()) < s.close_z:
             self._quiet_since = t_s if self._quiet_since is None else self._quiet_since
         else:
             self._quiet_since = None
         if self._quiet_since is not None and t_s - self._quiet_since >= s.close_s:
+            self._candidate, refusal = self._finish()
+            return DetectorStep(score, False, None, refusal)
+        if t_s - self._open_s > s.max_duration_s + s.lag_s and self._came_back(t_s):
             self._candidate, refusal = self._finish()
             return DetectorStep(score, False, None, refusal)
         cause = self._abort_cause(t_s, z, values)
@@ -289,6 +307,13 @@ class IntervalDetector:
             self._open_s, self._refractory = None, True
             return DetectorStep(score, False, None, refusal)
         return DetectorStep(score, True)
+
+    def _came_back(self, t_s: float) -> bool:
+        """Every region the open interval moved has stayed under return_share of its peak for the last lag_s:
+        the face is back but for what the codec has not coded yet."""
+        s = self.settings
+        recent = [float(r[3][:N_REGIONS][self._moved].max()) for r in self._history if r[0] > t_s - s.lag_s]
+        return s.return_share > 0 and max(recent) < s.return_share * self._peak_z
 
     def _abort_cause(self, t_s: float, z: np.ndarray, values: np.ndarray) -> str | None:
         """Why an open interval ends at once, unfinished: it outlasted any micro-expression, or the head turned or
@@ -408,6 +433,8 @@ class IntervalDetector:
         values = np.stack([r[4] for r in span])
         if offset_s - onset_s > s.max_duration_s:
             return None, Refusal(self._long_cause(z, values, onset_s), onset_s, offset_s)
+        if offset_s - onset_s < s.min_duration_s:
+            return None, Refusal("brief", onset_s, offset_s)
         peak_z, peak_values = z.max(axis=0), values.max(axis=0)
         cause = self._scene_change(peak_z, peak_values)
         if cause is not None:
