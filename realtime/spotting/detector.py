@@ -223,7 +223,6 @@ class IntervalDetector:
         self._settle_until_s = -np.inf  # a long movement ended: motion before this is still part of it
         self._candidate: SpottedInterval | None = None  # closed, waiting out confirm_s of rest
         self._moved = np.zeros(N_REGIONS, bool)  # the regions that have moved in the open interval
-        self._peak_z = 0.0  # ... and their largest motion, resting deviations
         self._lids: deque[tuple[float, float, float]] = deque()  # (t_s, blink, gaze) of every frame, warm-up too
 
     @property
@@ -283,13 +282,12 @@ class IntervalDetector:
                 self._refractory = True  # the face moves again on coming back from a long movement: its tail
                 return DetectorStep(score, False, None, Refusal(self._refractory_cause, self._refractory_since, t_s))
             elif moving.any():
-                self._open_s, self._quiet_since, self._moved, self._peak_z = t_s, None, moving, score
+                self._open_s, self._quiet_since, self._moved = t_s, None, moving
                 return DetectorStep(score, True, None, refusal)
             if not self._refractory and self._candidate is None and self.running.noise is not None:
                 self.running.add(t_s, values)
             return DetectorStep(score, False, confirmed, refusal)
         self._moved = self._moved | self._moving(z, values)
-        self._peak_z = max(self._peak_z, score)
         if float(z[:N_REGIONS][self._moved].max()) < s.close_z:
             self._quiet_since = t_s if self._quiet_since is None else self._quiet_since
         else:
@@ -297,7 +295,7 @@ class IntervalDetector:
         if self._quiet_since is not None and t_s - self._quiet_since >= s.close_s:
             self._candidate, refusal = self._finish()
             return DetectorStep(score, False, None, refusal)
-        if t_s - self._open_s > s.max_duration_s + s.lag_s and self._came_back(t_s):
+        if self._outlasted(t_s) and self._came_back(t_s):
             self._candidate, refusal = self._finish()
             return DetectorStep(score, False, None, refusal)
         cause = self._abort_cause(t_s, z, values)
@@ -308,19 +306,23 @@ class IntervalDetector:
             return DetectorStep(score, False, None, refusal)
         return DetectorStep(score, True)
 
+    def _outlasted(self, t_s: float) -> bool:
+        """The open interval has lasted longer than any micro-expression, its reference lag included."""
+        return t_s - self._open_s > self.settings.max_duration_s + self.settings.lag_s
+
     def _came_back(self, t_s: float) -> bool:
         """Every region the open interval moved has stayed under return_share of its peak for the last lag_s:
         the face is back but for what the codec has not coded yet."""
         s = self.settings
+        peak = max(r[2] for r in self._history if r[0] >= self._open_s)
         recent = [float(r[3][:N_REGIONS][self._moved].max()) for r in self._history if r[0] > t_s - s.lag_s]
-        return s.return_share > 0 and max(recent) < s.return_share * self._peak_z
+        return s.return_share > 0 and max(recent) < s.return_share * peak
 
     def _abort_cause(self, t_s: float, z: np.ndarray, values: np.ndarray) -> str | None:
         """Why an open interval ends at once, unfinished: it outlasted any micro-expression, or the head turned or
         the light changed (the face will not come back to the frozen reference, and waiting for it would hide
         a micro-expression that follows)."""
-        s = self.settings
-        if t_s - self._open_s > s.max_duration_s + s.lag_s:
+        if self._outlasted(t_s):
             rows = [r for r in self._history if r[0] >= self._open_s]
             return self._long_cause(np.stack([r[3] for r in rows]), np.stack([r[4] for r in rows]), self._open_s)
         return self._scene_change(z, values)
