@@ -18,6 +18,7 @@ from fdp.errors import ConfigError
 from fdp.synthesis.long_videos import INDEX_FORMAT, VideoRenderer, load_faces, load_truth
 from fdp.synthesis.recode import RecodeConfig, _parse, ffmpeg_exe, recode_set
 from fdp.synthesis.video_script import preset_script
+from tests.test_long_videos import read_frames
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +35,6 @@ def source_set(fetched_assets, tmp_path_factory) -> Path:
                        "n_frames": script.n_frames})
     (folder / "index.json").write_text(json.dumps({"format": INDEX_FORMAT, "split": "tune", "videos": videos}))
     return folder
-
-
-def frames_of(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while (got := capture.read())[0]:
-        frames.append(got[1])
-    capture.release()
-    return frames
 
 
 def keyframes(path: Path) -> list[int]:
@@ -65,7 +57,7 @@ def test_recode_every_video_reads_back_frame_for_frame_with_its_truth(source_set
         assert truth.video == out / entry["video"] and truth.video.suffix == ".mp4"
         assert (truth.n_frames, truth.fps, truth.mes, truth.script) == (original.n_frames, original.fps,
                                                                        original.mes, original.script)
-        recoded, before = frames_of(truth.video), frames_of(original.video)
+        (recoded, _, _), (before, _, _) = read_frames(truth.video), read_frames(original.video)
         assert len(recoded) == len(before) == truth.n_frames
         error = np.mean([np.abs(a.astype(np.float32) - b).mean() for a, b in zip(recoded, before)])
         assert error < 4.0  # gray levels: the same face in every frame, only coded differently
