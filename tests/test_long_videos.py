@@ -227,7 +227,7 @@ def test_a_shrunk_tune_face_is_that_still_as_a_small_recompressed_photo_found_ag
 
 
 def test_a_posed_tune_face_rests_in_its_expression_and_keeps_its_identity(fetched_assets):
-    names = ("boning_boy", "boning_boy_smiling", "boning_boy_frowning", "boning_boy_surprised",
+    names = ("boning_boy", "boning_boy_smiling", "boning_boy_frowning", "boning_boy_surprised", "boning_boy_turned",
              "boning_boy_smiling_90px")
     tracks = {t.info.subject: t for t in load_faces("tune", names) if not t.is_video}
     assert set(tracks) == set(names)
@@ -239,13 +239,18 @@ def test_a_posed_tune_face_rests_in_its_expression_and_keeps_its_identity(fetche
         brow = (points[[159, 386], 1] - points[[105, 334], 1]).mean() / fw  # upper lids below the brows
         return brow, float(np.linalg.norm(points[61] - points[291])) / fw, (points[14, 1] - points[13, 1]) / fw
 
+    def nose_aside(name: str) -> float:  # nose tip from the middle of the face outline, face widths: the yaw
+        points = tracks[name].points[0].astype(np.float64)
+        return (points[4, 0] - (points[234, 0] + points[454, 0]) / 2) / face_width(points)
+
     (brow, mouth, gap), smiling, frowning, surprised = (shape(name) for name in names[:4])
+    assert nose_aside("boning_boy_turned") > nose_aside("boning_boy") + 0.08  # turned toward image right
     assert smiling[1] > mouth + 0.02  # wider mouth
     assert frowning[0] < brow - 0.02  # brows down
     assert surprised[0] > brow + 0.01 and surprised[2] > gap + 0.04  # brows up, jaw dropped
     assert face_width(tracks["boning_boy_smiling_90px"].points[0]) == pytest.approx(90, abs=6)
     with pytest.raises(ConfigError, match=r"^--faces boning_boy_sleepy: name distinct faces .* NAME_<pose> "
-                                          r"\(smiling, frowning, surprised\)"):
+                                          r"\(smiling, frowning, surprised, turned\)"):
         load_faces("tune", ("boning_boy_sleepy",))
 
 

@@ -543,7 +543,7 @@ class LongVideoConfig:
     seed: int = dataclasses.field(default=0, metadata=option("seed of the set's scripts"))
     faces: tuple[str, ...] = dataclasses.field(default=TUNE_FACES, metadata=option(
         "tune split only: the still faces to render on, comma-separated names from fdp.synthesis.face_sources' "
-        "DEFAULT_SOURCES, each as it is, NAME_<pose> resting in a pose (smiling, frowning, surprised) and/or "
+        "DEFAULT_SOURCES, each as it is, NAME_<pose> resting in a pose (smiling, frowning, surprised, turned) and/or "
         "NAME[_<pose>]_<px>px shrunk to a face that many px wide (the real talking video is always added); the "
         "heldout split's faces are fixed",
         many="comma"))

