@@ -153,6 +153,23 @@ def test_detector_me_whose_return_the_codec_left_part_coded_is_an_me_not_a_macro
     assert not intervals and refusals[0].cause == "macro"
 
 
+def test_detector_a_step_held_flat_is_a_keyframe_re_draw_not_an_expression():
+    """A keyframe re-draws the texture at once and holds it against a reference from before it: every region jumps
+    in one frame and stays. That is refused as a re-draw once it has stayed flat for step_s (and the spotter then
+    compares with a frame after it, so the step is gone); the same level reached over frames, or a jump of a few
+    regions (a quick smile held a moment), is motion."""
+    step = [features({name: 0.004 for name in FEATURE_NAMES[:10]})] * 4  # then the re-based reference: at rest
+    intervals, refusals, start = run_detector(step)
+    assert not intervals and [r.cause for r in refusals] == ["re-draw"]
+    assert refusals[0].onset_s == pytest.approx(start / 30) and refusals[0].offset_s == pytest.approx((start + 3) / 30)
+    rise = [features({name: 0.001 + 0.003 * share for name in FEATURE_NAMES[:10]}) for share in (0.5, 0.75, 0.9)]
+    assert "re-draw" not in [r.cause for r in run_detector(rise + step)[1]]
+    mouth = [features({"mouth_l": 0.004, "mouth_r": 0.004, "cheek_l": 0.004})] * 4  # a quick smile held a moment
+    assert "re-draw" not in [r.cause for r in run_detector(mouth)[1]]
+    intervals, refusals, _ = run_detector(step, settings=SpotterSettings(step_s=0.0))
+    assert "re-draw" not in [r.cause for r in refusals]
+
+
 @pytest.mark.parametrize("nuisance, cause", [({"pose_deg": 4.0}, "head motion"), ({"light": 0.2}, "light change")])
 def test_detector_head_turn_or_light_change_refuses_the_interval(nuisance, cause):
     intervals, refusals, _ = run_detector(bump(9, 0.01, **nuisance))
@@ -176,8 +193,9 @@ def test_detector_talking_explains_mouth_motion():
 
 
 def test_detector_whole_face_moving_at_once_is_global_not_micro():
-    everything = {name: 0.02 for name in FEATURE_NAMES[:10]}
-    intervals, refusals, _ = run_detector([features(everything)] * 4)
+    rise = np.sin(np.linspace(0, np.pi, 6)) ** 2  # a turn's rigid residual, even across the face, over 0.2 s
+    intervals, refusals, _ = run_detector([features({name: 0.001 + 0.02 * a for name in FEATURE_NAMES[:10]})
+                                           for a in rise])
     assert not intervals and [r.cause for r in refusals] == ["global motion"]
 
 
@@ -210,7 +228,9 @@ def test_detector_many_regions_with_a_clear_peak_are_an_expression_not_global_mo
     still stands out, unlike a turn's rigid residual, which is even across the face."""
     dragged = {name: 0.003 for name in FEATURE_NAMES[:10]} | {"brow_l": 0.015, "brow_r": 0.015, "eye_l": 0.012,
                                                              "eye_r": 0.012}
-    intervals, refusals, _ = run_detector([features(dragged)] * 4)
+    rise = np.sin(np.linspace(0, np.pi, 6)) ** 2
+    intervals, refusals, _ = run_detector([features({name: 0.001 + (v - 0.001) * a for name, v in dragged.items()})
+                                           for a in rise])
     assert len(intervals) == 1 and not refusals and set(intervals[0].regions[:2]) == {"brow_l", "brow_r"}
 
 

@@ -55,6 +55,7 @@ NOISE_FLOORS = np.array([0.0005] * N_REGIONS + [0.02, 0.01, 0.01, 0.001, 0.1, 0.
 BASELINE_RATE_HZ = 60.0  # idle frames the running baseline keeps per second, whatever the camera's rate
 NUISANCE_REGIONS = {"blink": BLINK_REGIONS, "glance": BLINK_REGIONS, "talking": TALKING_REGIONS}
 """The regions each nuisance moves, and so explains."""
+REDRAW = "re-draw"  # the refusal of a step in the texture (a keyframe); the spotter then compares with a frame after it
 
 
 def explained_regions(causes: list[str]) -> np.ndarray:
@@ -87,6 +88,15 @@ class SpotterSettings:
     # if every region it moved has stayed under this share of its peak for lag_s: a codec left the return to rest
     # part-coded (H.264 at CRF 23 holds 10 % of a clear ME's motion for up to a keyframe), which a macro-expression,
     # still near its peak, never is
+    step_s: float = 0.1  # an interval that jumped open in one frame across the face and then stays flat this long
+    # is a re-draw: a keyframe of a compressed video re-draws the whole texture at once and holds it, against a
+    # reference from before it, until the reference passes it; a micro-expression moves a few regions, rises over
+    # frames and comes back (0 disables)
+    step_rise_share: float = 0.3  # "in one frame": the frame before stood under this share of the onset's score ...
+    step_global_share: float = 0.9  # ... and this share of all regions rose by close_z or more in it, in resting
+    # deviations without their floor (a re-draw moves every region a little, 0.02-0.08 % of the face width at CRF 23,
+    # where P-frames have kept the face still; a fast smile drags the brows and lids along but leaves the chin)
+    step_flat_share: float = 0.3  # "flat": every frame since within this share of the onset's score
     nuisance_z: float = 4.0
     blink_min: float = 0.15  # lid closure share (or blink blendshape rise) that counts as a blink
     lid_tail_s: float = 0.2  # a blink or glance this long before an onset still explains lids and brows: they
@@ -223,6 +233,7 @@ class IntervalDetector:
         self._settle_until_s = -np.inf  # a long movement ended: motion before this is still part of it
         self._candidate: SpottedInterval | None = None  # closed, waiting out confirm_s of rest
         self._moved = np.zeros(N_REGIONS, bool)  # the regions that have moved in the open interval
+        self._step_score: float | None = None  # the onset's score while the open interval may still be a re-draw
         self._lids: deque[tuple[float, float, float]] = deque()  # (t_s, blink, gaze) of every frame, warm-up too
 
     @property
@@ -283,11 +294,15 @@ class IntervalDetector:
                 return DetectorStep(score, False, None, Refusal(self._refractory_cause, self._refractory_since, t_s))
             elif moving.any():
                 self._open_s, self._quiet_since, self._moved = t_s, None, moving
+                self._step_score = score if self._jumped(score) else None
                 return DetectorStep(score, True, None, refusal)
             if not self._refractory and self._candidate is None and self.running.noise is not None:
                 self.running.add(t_s, values)
             return DetectorStep(score, False, confirmed, refusal)
         self._moved = self._moved | self._moving(z, values)
+        redraw = self._redraw(t_s, score)
+        if redraw is not None:
+            return DetectorStep(score, False, None, redraw)
         if float(z[:N_REGIONS][self._moved].max()) < s.close_z:
             self._quiet_since = t_s if self._quiet_since is None else self._quiet_since
         else:
@@ -305,6 +320,30 @@ class IntervalDetector:
             self._open_s, self._refractory = None, True
             return DetectorStep(score, False, None, refusal)
         return DetectorStep(score, True)
+
+    def _jumped(self, score: float) -> bool:
+        """The interval opening now came in one frame, across the face (from the frame before, in `_history`)."""
+        s = self.settings
+        if s.step_s <= 0 or len(self._history) < 2:
+            return False
+        _, _, before, _, before_values = self._history[-2]
+        rise = (self._history[-1][4] - before_values)[:N_REGIONS] / np.maximum(self.noise.scale[:N_REGIONS], 1e-12)
+        return before < s.step_rise_share * score and (rise >= s.close_z).mean() >= s.step_global_share
+
+    def _redraw(self, t_s: float, score: float) -> Refusal | None:
+        """A "re-draw" refusal, ending the open interval, once it has stayed flat for step_s after jumping open in
+        one frame; None while it may still be one (or can no longer be)."""
+        s, onset = self.settings, self._step_score
+        if onset is None:
+            return None
+        if abs(score - onset) > s.step_flat_share * onset:
+            self._step_score = None
+            return None
+        if t_s - self._open_s < s.step_s - 1e-6:
+            return None
+        refusal = Refusal(REDRAW, self._open_s, t_s)
+        self._open_s = self._quiet_since = self._step_score = None
+        return refusal
 
     def _outlasted(self, t_s: float) -> bool:
         """The open interval has lasted longer than any micro-expression, its reference lag included."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from calibration.neutral import NeutralProfile
 from fdp.align import FaceLandmarks
-from realtime.spotting.detector import DetectorStep, IntervalDetector, Refusal, SpottedInterval, SpotterSettings
+from realtime.spotting.detector import REDRAW, DetectorStep, IntervalDetector, Refusal, SpottedInterval, SpotterSettings
 from realtime.spotting.groups import EventMerger
 from realtime.spotting.measures import FaceMeasure, FlowMeter, compare, measure_face, spotting_settings
 from realtime.spotting.regions import REGION_GROUPS
@@ -130,6 +130,8 @@ class FaceSpotter:
             step = detector.push(t_s, current.frame_index, features)
             if detector.is_open:
                 timeline.frozen, timeline.release_s = reference, np.inf
+            elif step.refusal is not None and step.refusal.cause == REDRAW:  # compare with the texture after it
+                timeline.frozen, timeline.release_s = current, t_s + self.settings.lag_s
             elif was_open:
                 timed_out = step.refusal is not None and step.refusal.offset_s == t_s
                 timeline.release_s = t_s if timed_out else t_s + self.settings.lag_s
