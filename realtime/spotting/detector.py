@@ -13,7 +13,10 @@ peak on either side.
 
 An interval that has outlasted a micro-expression while every region it moved has stayed under `return_share` of its
 peak for `lag_s` closes after all (a codec left part of the return to rest uncoded; a macro-expression stays near
-its peak). An interval is refused, with its cause, when it lasts longer than `max_duration_s` or less than
+its peak). An interval that opened in one frame across the whole face and then stays flat for `step_s` is a
+keyframe's re-draw of the texture, not motion: refused as a re-draw, and the spotter compares with a frame after it
+(held open against the old reference it would time out as a macro and veto the other half's intervals). An interval
+is refused, with its cause, when it lasts longer than `max_duration_s` or less than
 `min_duration_s` (brief: a frame-local artefact of compression or flicker), or when the face moves again
 within `confirm_s` of coming back (both: macro, a micro-looking step of a longer movement; a too-long one that a
 nuisance explains in every region it moved is named after that nuisance: a stretch of talking, a held glance;
@@ -155,7 +158,7 @@ class SpottedInterval:
 class Refusal:
     """An interval that was not a micro-expression, and why (for the benchmark and the logs)."""
 
-    cause: str  # macro, brief, head motion, light change, global motion, blink, glance, talking, weak
+    cause: str  # macro, brief, re-draw, head motion, light change, global motion, blink, glance, talking, weak
     onset_s: float
     offset_s: float
 
