@@ -297,7 +297,7 @@ class IntervalDetector:
                 return DetectorStep(score, False, None, Refusal(self._refractory_cause, self._refractory_since, t_s))
             elif moving.any():
                 self._open_s, self._quiet_since, self._moved = t_s, None, moving
-                self._step_score = score if self._jumped(score) else None
+                self._step_score = score if self._jumped(score, values) else None
                 return DetectorStep(score, True, None, refusal)
             if not self._refractory and self._candidate is None and self.running.noise is not None:
                 self.running.add(t_s, values)
@@ -324,13 +324,14 @@ class IntervalDetector:
             return DetectorStep(score, False, None, refusal)
         return DetectorStep(score, True)
 
-    def _jumped(self, score: float) -> bool:
-        """The interval opening now came in one frame, across the face (from the frame before, in `_history`)."""
+    def _jumped(self, score: float, values: np.ndarray) -> bool:
+        """The interval opening now (`score`, `values`) came in one frame, across the face: against the frame
+        before, the one before it in `_history`."""
         s = self.settings
         if s.step_s <= 0 or len(self._history) < 2:
             return False
         _, _, before, _, before_values = self._history[-2]
-        rise = (self._history[-1][4] - before_values)[:N_REGIONS] / np.maximum(self.noise.scale[:N_REGIONS], 1e-12)
+        rise = (values - before_values)[:N_REGIONS] / np.maximum(self.noise.scale[:N_REGIONS], 1e-12)
         return before < s.step_rise_share * score and (rise >= s.close_z).mean() >= s.step_global_share
 
     def _redraw(self, t_s: float, score: float) -> Refusal | None:
