@@ -289,14 +289,24 @@ def shrunk_still(track: FaceTrack, face_px: float, jpeg_quality: int = 70, cache
     scale = face_px / face_width(track.points[0])
     small = cv2.resize(track.frames[0], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])[1]
-    info = dataclasses.replace(track.info, subject=f"{track.info.subject}_{face_px:g}px",
-                               source=f"{track.info.source}; shrunk to a {face_px:g} px wide face, JPEG {jpeg_quality}",
-                               parents=track.info.parents or (track.info.subject,))
-    found = still_tracks(info, cv2.imdecode(encoded, cv2.IMREAD_COLOR), cache if cache else cache_dir(), max_faces=1)
-    if not found:
+    found = derived_still(track, f"{face_px:g}px", f"shrunk to a {face_px:g} px wide face, JPEG {jpeg_quality}",
+                          cv2.imdecode(encoded, cv2.IMREAD_COLOR), cache)
+    if found is None:
         raise ConfigError(f"shrinking {track.info.subject} to a {face_px:g} px face: the aligner no longer finds it; "
                           "use a larger width")
-    return found[0]
+    return found
+
+
+def derived_still(track: FaceTrack, suffix: str, how: str, image: np.ndarray,
+                  cache: Path | None = None) -> FaceTrack | None:
+    """`image`, made from the still `track`, as a still of the same identity (subject `NAME_<suffix>`, `how` added
+    to its source, `track` or its own parents recorded as parents) with its face found again; None if the aligner
+    no longer finds one."""
+    subject, source = f"{track.info.subject}_{suffix}", f"{track.info.source}; {how}"
+    info = dataclasses.replace(track.info, subject=subject, source=source,
+                               parents=track.info.parents or (track.info.subject,))
+    found = still_tracks(info, image, cache if cache else cache_dir(), max_faces=1)
+    return found[0] if found else None
 
 
 def load_tracks(subjects: tuple[str, ...] = (), extra_faces: Path | None = None, cache: Path | None = None,

@@ -12,13 +12,11 @@ identity (its parent), named `NAME_<pose>`.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from fdp.align import face_width
 from fdp.errors import ConfigError
-from fdp.synthesis.face_sources import FaceTrack, cache_dir, still_tracks
+from fdp.synthesis.face_sources import FaceTrack, derived_still
 from fdp.synthesis.video_script import HeadMove, Item, MacroExpression, Talk, VideoScript
 
 POSE_FPS, POSE_S = 30.0, 1.0  # a one-second clip; the frame at PEAK_AT of it holds every pose at its peak
@@ -46,10 +44,7 @@ def pose_script(track: FaceTrack, pose: str) -> tuple[VideoScript, int]:
 
 def posed_track(track: FaceTrack, pose: str, image: np.ndarray) -> FaceTrack:
     """`image` (the kept frame of `pose_script`) as a new still of `track`'s identity, found again."""
-    info = dataclasses.replace(track.info, subject=f"{track.info.subject}_{pose}",
-                               source=f"{track.info.source}; resting {pose} (held expression warped in)",
-                               parents=track.info.parents or (track.info.subject,))
-    found = still_tracks(info, image, cache_dir(), max_faces=1)
-    if not found:
+    found = derived_still(track, pose, f"resting {pose} (held by the long-video renderer)", image)
+    if found is None:
         raise ConfigError(f"posing {track.info.subject} {pose}: the aligner no longer finds the face")
-    return found[0]
+    return found
